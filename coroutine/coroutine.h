@@ -1,0 +1,206 @@
+// -----------------------------------------------------------------------------
+// File: coroutine.h
+// -----------------------------------------------------------------------------
+//
+// Coroutine: a stackful coroutine with a pooled, guard-paged stack.
+//
+// Thread safety: a Coroutine runs on one thread at a time. Enter() runs it on
+//   the calling thread; a yielded coroutine may be entered again from another
+//   thread (that is how //aio moves coroutines between contexts), provided the
+//   hand-over is synchronised (CoWake()/AioContext::CoSchedule() do that).
+//   Create(), Self(), InCoroutine(), pool tuning and stats are thread-safe.
+// Context: Yield() is coroutine-only; calling it elsewhere aborts.
+// Lifetime: a coroutine returns to its thread's pool when its entry function
+//   returns; the Coroutine* must not be used after that.
+//
+// Entering is iterative, not recursive: wake-ups queued while a coroutine runs
+// (see coroutine/internal/access.h) are entered by the outermost Enter() loop
+// after the waker yields, so chains of wake-ups never grow the host stack.
+//
+// Misuse aborts with a message naming it: entering a coroutine that is running
+// or already scheduled, yielding outside a coroutine, a coroutine finishing
+// while it holds a coroutine lock. Overflowing a coroutine stack into its guard
+// page prints "coroutine stack overflow" and aborts.
+
+#ifndef AIOCO_COROUTINE_COROUTINE_H_
+#define AIOCO_COROUTINE_COROUTINE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/statusor.h"
+
+namespace aioco {
+
+class AioContext;
+class Coroutine;
+
+namespace coroutine_internal {
+struct Access;
+struct Stack;
+// Placement storage for a callable entry: carved out of the top of the new
+// coroutine's own stack, so Create(F) never touches the heap.
+Coroutine* CreateWithStorage(void (*entry)(void*), size_t size, size_t align,
+                             void** storage);
+absl::StatusOr<Coroutine*> TryCreateWithStorage(void (*entry)(void*),
+                                                size_t size, size_t align,
+                                                void** storage);
+}  // namespace coroutine_internal
+
+// -----------------------------------------------------------------------------
+// Coroutine
+// -----------------------------------------------------------------------------
+class Coroutine {
+ public:
+  using Entry = void (*)(void* opaque);
+
+  // Coroutine::Create()
+  //
+  // Returns a new coroutine that will run `entry(opaque)` when first entered.
+  // Takes a stack from the calling thread's pool (or allocates one). Does not
+  // run it. Aborts with a message if no stack can be allocated (see
+  // TryCreate()). Thread-safe.
+  static Coroutine* Create(Entry entry, void* opaque);
+
+  // Coroutine::Create(F&&)
+  //
+  // Runs `fn()` (a callable, moved or copied in). The callable is stored on
+  // the top of the coroutine's own stack: no heap allocation, whatever its
+  // size (up to 1/4 of the stack). It is destroyed when it returns.
+  template <typename F, typename = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
+  static Coroutine* Create(F&& fn) {
+    using Fn = std::decay_t<F>;
+    void* storage = nullptr;
+    Coroutine* co = coroutine_internal::CreateWithStorage(
+        &RunCallable<Fn>, sizeof(Fn), alignof(Fn), &storage);
+    ::new (storage) Fn(std::forward<F>(fn));
+    return co;
+  }
+
+  // Coroutine::TryCreate()
+  //
+  // Like Create() but returns an error instead of aborting when no stack can
+  // be had: ResourceExhausted when the mapping cap (vm.max_map_count) or
+  // memory is exhausted, with a message naming the cause.
+  static absl::StatusOr<Coroutine*> TryCreate(Entry entry, void* opaque);
+  template <typename F, typename = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
+  static absl::StatusOr<Coroutine*> TryCreate(F&& fn) {
+    using Fn = std::decay_t<F>;
+    void* storage = nullptr;
+    absl::StatusOr<Coroutine*> co = coroutine_internal::TryCreateWithStorage(
+        &RunCallable<Fn>, sizeof(Fn), alignof(Fn), &storage);
+    if (co.ok()) ::new (storage) Fn(std::forward<F>(fn));
+    return co;
+  }
+
+  // Coroutine::Self()
+  //
+  // The coroutine running on this thread, or nullptr outside any coroutine.
+  static Coroutine* Self();
+
+  // Coroutine::InCoroutine()
+  static bool InCoroutine() { return Self() != nullptr; }
+
+  // Coroutine::Yield()
+  //
+  // Coroutine-only. Switches back to whoever entered the running coroutine.
+  static void Yield();
+
+  // Coroutine::Enter()
+  //
+  // Runs this coroutine on the calling thread until it yields or returns,
+  // then runs any wake-ups it queued. The coroutine's aio_context() becomes
+  // the calling thread's current context (see SetThreadAioContext()). Aborts
+  // if the coroutine is already entered or is scheduled somewhere.
+  void Enter();
+
+  // Coroutine::EnterIfInactive()
+  //
+  // Enter() unless entered() is true.
+  void EnterIfInactive();
+
+  // Coroutine::entered()
+  //
+  // True between Enter() and the matching Yield()/return, including while the
+  // coroutine has itself entered a nested coroutine.
+  bool entered() const { return caller_ != nullptr; }
+
+  // Coroutine::aio_context()
+  //
+  // The context this coroutine was last entered in (nullptr if none).
+  AioContext* aio_context() const {
+    // Acquire: pairs with the release store in Enter().
+    return ctx_.load(std::memory_order_acquire);
+  }
+
+  // Pool tuning, as QEMU's qemu_coroutine_inc/dec_pool_size: grows or
+  // shrinks the global pool's limit. Thread-safe.
+  static void IncPoolSize(unsigned n);
+  static void DecPoolSize(unsigned n);
+
+  Coroutine(const Coroutine&) = delete;
+  Coroutine& operator=(const Coroutine&) = delete;
+
+ private:
+  friend struct coroutine_internal::Access;
+
+  Coroutine() = default;
+  ~Coroutine() = default;
+
+  template <typename Fn>
+  static void RunCallable(void* storage) {
+    Fn* fn = static_cast<Fn*>(storage);
+    (*fn)();
+    fn->~Fn();
+  }
+
+  // --- Switch state (owned by coroutine/internal) ---
+  void* sp_ = nullptr;                 // saved stack pointer (asm backend)
+  void* backend_ = nullptr;            // backend-specific state (ucontext)
+  coroutine_internal::Stack* stack_ = nullptr;
+  Entry entry_ = nullptr;
+  void* opaque_ = nullptr;
+  Coroutine* caller_ = nullptr;        // non-null while entered
+  int action_ = 0;                     // last switch action (yield/terminate)
+
+  // --- Scheduling state (used by //aio and //locks through Access) ---
+  // Written in Enter() (release) before anything publishes the coroutine.
+  std::atomic<AioContext*> ctx_{nullptr};
+  // Name of the function that scheduled this coroutine, or nullptr. Claimed
+  // with a compare-exchange by whoever schedules it; cleared (release) just
+  // before the scheduler enters it.
+  std::atomic<const char*> scheduled_{nullptr};
+  Coroutine* queue_next_ = nullptr;     // CoQueue membership / wake-up lists
+  Coroutine* wakeup_head_ = nullptr;    // coroutines to enter after this one
+  Coroutine* wakeup_tail_ = nullptr;    //   yields or terminates (FIFO)
+  Coroutine* scheduled_next_ = nullptr; // AioContext's scheduled list
+  size_t locks_held_ = 0;               // CoMutex/CoRwlock held count
+
+  // --- Pool state ---
+  Coroutine* pool_next_ = nullptr;
+  void* tsan_fiber_ = nullptr;          // TSan fiber (tsan builds)
+};
+
+// -----------------------------------------------------------------------------
+// Pool statistics
+// -----------------------------------------------------------------------------
+struct CoroutinePoolStats {
+  size_t local_free;   // coroutines in this thread's pool now
+  size_t global_free;  // coroutines in the global pool now
+  size_t max_global;   // the global pool's current limit
+  size_t created;      // coroutines (stacks) newly allocated by this thread
+  size_t reused;       // Create() calls on this thread served from a pool
+};
+
+// GetCoroutinePoolStats()
+//
+// This thread's local view plus the global pool. Thread-safe.
+CoroutinePoolStats GetCoroutinePoolStats();
+
+}  // namespace aioco
+
+#endif  // AIOCO_COROUTINE_COROUTINE_H_

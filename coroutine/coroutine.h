@@ -21,6 +21,17 @@
 // or already scheduled, yielding outside a coroutine, a coroutine finishing
 // while it holds a coroutine lock. Overflowing a coroutine stack into its guard
 // page prints "coroutine stack overflow" and aborts.
+//
+// Stacks: 1 MiB of virtual memory by default (only touched pages cost), with a
+// guard page, pooled per thread and globally (see IncPoolSize()). Other sizes,
+// or unguarded stacks for massive fan-out, through CoroutineOptions. Each
+// guarded stack costs two kernel mappings, so at most MaxLiveGuardedStacks()
+// exist at once; past that TryCreate() returns ResourceExhausted and Create()
+// aborts, both naming vm.max_map_count.
+//
+// Floating-point control state (x86-64 MXCSR/x87 control word, AArch64 FPCR)
+// is saved per coroutine by the default assembly switch; a new coroutine
+// starts with that of whoever first enters it.
 
 #ifndef AIOCO_COROUTINE_COROUTINE_H_
 #define AIOCO_COROUTINE_COROUTINE_H_
@@ -39,16 +50,39 @@ namespace aioco {
 class AioContext;
 class Coroutine;
 
+// -----------------------------------------------------------------------------
+// CoroutineOptions
+// -----------------------------------------------------------------------------
+//
+// Per-coroutine stack options. Coroutines created with the defaults come from
+// (and return to) the pools; any other combination gets a stack of its own,
+// unmapped when the coroutine finishes.
+struct CoroutineOptions {
+  // Usable stack size in bytes (rounded up to whole pages; at least 16 KiB).
+  // Only touched pages cost memory.
+  size_t stack_size = size_t{1} << 20;
+  // A PROT_NONE guard page below the stack turns an overflow into the
+  // "coroutine stack overflow" report. Each guarded stack costs two kernel
+  // mappings, so the number of live guarded coroutines is capped from
+  // vm.max_map_count. Unguarded stacks cost memory only (adjacent anonymous
+  // mappings merge), for massive fan-out; an overflow then corrupts memory.
+  bool guard_page = true;
+};
+
 namespace coroutine_internal {
 struct Access;
+struct CoreAccess;
 struct Stack;
+struct ThreadState;
 // Placement storage for a callable entry: carved out of the top of the new
-// coroutine's own stack, so Create(F) never touches the heap.
+// coroutine's own stack, so Create(F) never touches the heap. `options` may
+// be nullptr (the defaults).
 Coroutine* CreateWithStorage(void (*entry)(void*), size_t size, size_t align,
-                             void** storage);
-absl::StatusOr<Coroutine*> TryCreateWithStorage(void (*entry)(void*),
-                                                size_t size, size_t align,
-                                                void** storage);
+                             void** storage,
+                             const CoroutineOptions* options = nullptr);
+absl::StatusOr<Coroutine*> TryCreateWithStorage(
+    void (*entry)(void*), size_t size, size_t align, void** storage,
+    const CoroutineOptions* options = nullptr);
 }  // namespace coroutine_internal
 
 // -----------------------------------------------------------------------------
@@ -65,18 +99,30 @@ class Coroutine {
   // run it. Aborts with a message if no stack can be allocated (see
   // TryCreate()). Thread-safe.
   static Coroutine* Create(Entry entry, void* opaque);
+  static Coroutine* Create(const CoroutineOptions& options, Entry entry,
+                           void* opaque);
 
   // Coroutine::Create(F&&)
   //
   // Runs `fn()` (a callable, moved or copied in). The callable is stored on
   // the top of the coroutine's own stack: no heap allocation, whatever its
-  // size (up to 1/4 of the stack). It is destroyed when it returns.
+  // size (up to 1/4 of the stack; larger ones abort, or make TryCreate()
+  // return InvalidArgument). It is destroyed when it returns.
   template <typename F, typename = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
   static Coroutine* Create(F&& fn) {
     using Fn = std::decay_t<F>;
     void* storage = nullptr;
     Coroutine* co = coroutine_internal::CreateWithStorage(
         &RunCallable<Fn>, sizeof(Fn), alignof(Fn), &storage);
+    ::new (storage) Fn(std::forward<F>(fn));
+    return co;
+  }
+  template <typename F, typename = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
+  static Coroutine* Create(const CoroutineOptions& options, F&& fn) {
+    using Fn = std::decay_t<F>;
+    void* storage = nullptr;
+    Coroutine* co = coroutine_internal::CreateWithStorage(
+        &RunCallable<Fn>, sizeof(Fn), alignof(Fn), &storage, &options);
     ::new (storage) Fn(std::forward<F>(fn));
     return co;
   }
@@ -87,12 +133,24 @@ class Coroutine {
   // be had: ResourceExhausted when the mapping cap (vm.max_map_count) or
   // memory is exhausted, with a message naming the cause.
   static absl::StatusOr<Coroutine*> TryCreate(Entry entry, void* opaque);
+  static absl::StatusOr<Coroutine*> TryCreate(const CoroutineOptions& options,
+                                              Entry entry, void* opaque);
   template <typename F, typename = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
   static absl::StatusOr<Coroutine*> TryCreate(F&& fn) {
     using Fn = std::decay_t<F>;
     void* storage = nullptr;
     absl::StatusOr<Coroutine*> co = coroutine_internal::TryCreateWithStorage(
         &RunCallable<Fn>, sizeof(Fn), alignof(Fn), &storage);
+    if (co.ok()) ::new (storage) Fn(std::forward<F>(fn));
+    return co;
+  }
+  template <typename F, typename = std::enable_if_t<std::is_invocable_v<std::decay_t<F>&>>>
+  static absl::StatusOr<Coroutine*> TryCreate(const CoroutineOptions& options,
+                                              F&& fn) {
+    using Fn = std::decay_t<F>;
+    void* storage = nullptr;
+    absl::StatusOr<Coroutine*> co = coroutine_internal::TryCreateWithStorage(
+        &RunCallable<Fn>, sizeof(Fn), alignof(Fn), &storage, &options);
     if (co.ok()) ::new (storage) Fn(std::forward<F>(fn));
     return co;
   }
@@ -142,30 +200,47 @@ class Coroutine {
   static void IncPoolSize(unsigned n);
   static void DecPoolSize(unsigned n);
 
+  // Coroutine::MaxLiveGuardedStacks()
+  //
+  // How many coroutines with guarded stacks may be alive at once (created
+  // and not finished, plus pooled ones): (vm.max_map_count - 5000) / 2, as
+  // each costs two mappings. Past it TryCreate() fails and Create() aborts.
+  static size_t MaxLiveGuardedStacks();
+
   Coroutine(const Coroutine&) = delete;
   Coroutine& operator=(const Coroutine&) = delete;
 
  private:
   friend struct coroutine_internal::Access;
+  friend struct coroutine_internal::CoreAccess;
+  friend struct coroutine_internal::ThreadState;
 
-  Coroutine() = default;
+  constexpr Coroutine() = default;
   ~Coroutine() = default;
 
+  // The callable lives on the coroutine's stack, which never unwinds when
+  // the coroutine finishes: destroy it explicitly, also if it throws (an
+  // exception escaping a coroutine terminates the program anyway).
   template <typename Fn>
   static void RunCallable(void* storage) {
     Fn* fn = static_cast<Fn*>(storage);
+    struct Destroy {
+      Fn* fn;
+      ~Destroy() { fn->~Fn(); }
+    } destroy{fn};
     (*fn)();
-    fn->~Fn();
   }
 
   // --- Switch state (owned by coroutine/internal) ---
   void* sp_ = nullptr;                 // saved stack pointer (asm backend)
   void* backend_ = nullptr;            // backend-specific state (ucontext)
-  coroutine_internal::Stack* stack_ = nullptr;
+  coroutine_internal::Stack* stack_ = nullptr;  // nullptr: a thread leader
   Entry entry_ = nullptr;
   void* opaque_ = nullptr;
   Coroutine* caller_ = nullptr;        // non-null while entered
-  int action_ = 0;                     // last switch action (yield/terminate)
+  // Sanitizer view of a thread leader's stack (learned on its first switch).
+  const void* san_stack_bottom_ = nullptr;
+  size_t san_stack_size_ = 0;
 
   // --- Scheduling state (used by //aio and //locks through Access) ---
   // Written in Enter() (release) before anything publishes the coroutine.

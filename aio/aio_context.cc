@@ -1,0 +1,525 @@
+// AioContext: creation, destruction, fd handlers, Notify() and Poll().
+// Bottom halves live in bottom_half.cc, coroutine scheduling in
+// co_schedule.cc.
+//
+// State and who touches it:
+//  * notified_, bh_head_, sched_head_: written by any thread (Notify(), BH
+//    and coroutine scheduling), consumed by the home thread.
+//  * notify_me_: written only by the home thread, read by Notify() in any
+//    thread. Bit 0 = embedded mode; bits 1..31 count Poll() calls that are
+//    in (or about to enter) a blocking wait, in steps of 2.
+//  * everything else: home thread only (fd handlers, the monitor, the
+//    nested-poll bookkeeping, poll-time adaptation, embedding).
+//
+// Notify/Poll protocol (QEMU's aio_notify/aio_poll, a Dekker pattern on
+// (notified_, notify_me_) that needs a full fence on both sides; QEMU hung on
+// aarch64 without it):
+//   notifier:  publish work (list insert) ; notified_ = true ; FENCE ;
+//              if notify_me_ != 0: write the eventfd
+//   home:      notify_me_ += 2 ; FENCE ; if notified_: do not block ;
+//              wait ; notify_me_ -= 2 ; notified_ = false ; FENCE ;
+//              consume the work
+// Either the notifier sees notify_me_ != 0 and writes the eventfd (the wait
+// returns), or the home thread sees notified_ and does not block. A notifier
+// that finds the loop running (notify_me_ == 0) costs no system call.
+//
+// Poll(blocking), step by step (libuv-style; the code below is numbered to
+// match):
+//   1. Bind the context to the thread for the call; enter the walker count.
+//   2. Timeout: 0 if not blocking, else the soonest of "a bottom half is
+//      scheduled" (0), "an idle bottom half" (10 ms) and the timers.
+//   3. Adaptive busy polling: if the timeout is non-zero, polling is enabled
+//      and no user fd handler needs the kernel, spin up to the current
+//      window for notified_; a hit makes the timeout 0. Polling is thus
+//      disabled only right before the loop would block.
+//   4. Announce the blocking phase (notify_me_ += 2, fence) and re-check
+//      notified_; a hit makes the timeout 0.
+//   5. Ask the fd monitor for ready handlers, waiting up to the timeout. Skip
+//      the call when it would not block and no user handler exists.
+//   6. Retract the announcement (notify_me_ -= 2) and accept notifications
+//      (notified_ = false, fence), before consuming any work. Embedded
+//      mode: drain the eventfd.
+//   7. Run bottom halves (which include scheduled coroutines).
+//   8. Dispatch ready fd handlers; the context's own eventfd is drained and
+//      is never progress. Adapt the busy-poll window to how long the loop
+//      waited for that notification.
+//   9. Leave the walker count; the outermost Poll() frees removed handlers.
+//  10. Run expired timers.
+//  11. Embedded mode: re-arm the EventFd() timer to the next deadline.
+//  12. Restore the thread's previous current context. Return progress.
+
+#include "aio/aio_context.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "aio/internal/context_state.h"
+#include "aio/internal/event_notifier.h"
+#include "aio/internal/full_fence.h"
+#include "aio/internal/fd_monitor.h"
+#include "coroutine/internal/access.h"
+#include "timers/timer_list.h"
+
+namespace aioco {
+
+using aio_internal::AioHandler;
+using aio_internal::ContextState;
+using aio_internal::Embedding;
+using aio_internal::kEventError;
+using aio_internal::kEventHangup;
+using aio_internal::kEventRead;
+using aio_internal::kEventWrite;
+using aio_internal::ReadyList;
+
+namespace {
+
+constexpr int64_t kInitialPollNs = 4000;  // first busy-poll window (QEMU)
+
+[[noreturn]] void Die(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fputc('\n', stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+inline int64_t NowNs() { return ClockNs(ClockType::kMonotonic); }
+
+uint32_t EpollEventsFor(uint32_t events) {
+  uint32_t e = 0;
+  if (events & kEventRead) e |= EPOLLIN | EPOLLRDHUP;
+  if (events & kEventWrite) e |= EPOLLOUT;
+  return e;
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------
+// Creation and destruction
+// -----------------------------------------------------------------------------
+
+AioContext* AioContext::Current() { return coroutine_internal::ThreadAioContext(); }
+
+void AioContext::SetCurrent(AioContext* ctx) { coroutine_internal::SetThreadAioContext(ctx); }
+
+AioContext::AioContext(const AioContextOptions& opts)
+    : poll_max_ns_(opts.poll_max_ns),
+      poll_grow_(opts.poll_grow),
+      poll_shrink_(opts.poll_shrink),
+      opts_(opts) {}
+
+absl::StatusOr<std::unique_ptr<AioContext>> AioContext::Create(const AioContextOptions& opts) {
+  if (opts.poll_max_ns < 0 || opts.poll_grow < 0 || opts.poll_shrink < 0) {
+    return absl::InvalidArgumentError("AioContextOptions: poll parameters must be >= 0");
+  }
+  std::unique_ptr<AioContext> ctx(new AioContext(opts));
+  absl::Status s = ctx->Init();
+  if (!s.ok()) return s;
+  return ctx;
+}
+
+absl::Status AioContext::Init() {
+  state_ = std::make_unique<ContextState>();
+  timers_ = std::make_unique<TimerListGroup>([this] { Notify(); });
+  absl::StatusOr<int> fd = aio_internal::NewEventFd();
+  if (!fd.ok()) return fd.status();
+  notify_fd_ = *fd;
+  absl::StatusOr<std::unique_ptr<aio_internal::FdMonitor>> monitor = aio_internal::NewFdMonitor(
+      opts_.fd_monitor, [this](AioHandler* h) { ReleaseHandler(h); });
+  if (!monitor.ok()) return monitor.status();
+  monitor_ = std::move(*monitor);
+  notifier_handler_ = new AioHandler;
+  notifier_handler_->fd = notify_fd_;
+  notifier_handler_->events = kEventRead;
+  int rc = monitor_->Add(notifier_handler_);
+  if (rc < 0) {
+    delete notifier_handler_;
+    notifier_handler_ = nullptr;
+    return absl::InternalError(absl::StrCat("fd monitor refused the eventfd: ", strerror(-rc)));
+  }
+  co_schedule_bh_ = NewBhInternal([this] { RunScheduledCoroutines(); }, "co_schedule", false);
+  hop_bh_ = NewBhInternal([this] { FlushHops(); }, "co_reschedule_self", false);
+  return absl::OkStatus();
+}
+
+AioContext::~AioContext() {
+  if (Current() == this) SetCurrent(nullptr);
+  // Acquire: pairs with the release CAS in ScheduleCoroutine().
+  if (sched_head_.load(std::memory_order_acquire) != nullptr || hop_head_ != nullptr) {
+    Die("~AioContext: destroyed while a coroutine is scheduled on it");
+  }
+  if (co_schedule_bh_ != nullptr) co_schedule_bh_->Delete();
+  if (hop_bh_ != nullptr) hop_bh_->Delete();
+  if (state_ != nullptr) {
+    DestroyBhs();
+    for (auto& entry : state_->handlers) RemoveHandler(entry.second);
+    state_->handlers.clear();
+    user_handlers_ = 0;
+  }
+  if (notifier_handler_ != nullptr) RemoveHandler(notifier_handler_);
+  if (state_ != nullptr) FreeDeletedHandlers();
+  monitor_.reset();  // releases records with removals still in flight
+  if (state_ != nullptr && state_->embed != nullptr) {
+    close(state_->embed->epfd);
+    close(state_->embed->timerfd);
+    delete state_->embed;
+    state_->embed = nullptr;
+  }
+  timers_.reset();  // detaches the timers
+  if (notify_fd_ >= 0) close(notify_fd_);
+}
+
+FdMonitorKind AioContext::fd_monitor() const { return monitor_->kind(); }
+
+std::unique_ptr<Timer> AioContext::NewTimer(ClockType clock, absl::AnyInvocable<void()> cb) {
+  return timers_->NewTimer(clock, std::move(cb));
+}
+
+void AioContext::SetPollParams(int64_t max_ns, int64_t grow, int64_t shrink) {
+  poll_max_ns_ = max_ns < 0 ? 0 : max_ns;
+  poll_grow_ = grow < 0 ? 0 : grow;
+  poll_shrink_ = shrink < 0 ? 0 : shrink;
+  poll_ns_ = 0;
+  Notify();
+}
+
+// -----------------------------------------------------------------------------
+// Notify
+// -----------------------------------------------------------------------------
+
+void AioContext::Notify() {
+  // Release: orders the caller's published work (a list insert) before the
+  // flag; pairs with the acquire load in Poll() step 4.
+  notified_.store(true, std::memory_order_release);
+  // Full fence: the flag store before the notify_me_ load (Dekker; pairs
+  // with the fence in Poll() step 4).
+  aio_internal::FullFence();
+  // Relaxed: ordered by the fence above.
+  if (notify_me_.load(std::memory_order_relaxed) != 0) aio_internal::EventFdSet(notify_fd_);
+}
+
+void AioContext::NotifyAccept() {
+  // Relaxed load: only the home thread clears the flag. Skipping the store
+  // when it is already clear avoids dirtying the line every iteration; a
+  // notification that lands after the load leaves the flag set, and the
+  // next iteration sees it.
+  if (notified_.load(std::memory_order_relaxed)) {
+    // Relaxed: ordered by the fence below (pairs with Notify()'s fence).
+    notified_.store(false, std::memory_order_relaxed);
+    // Full fence: the clear before reading the lists the notifier published
+    // to (pairs with the fence in Notify()).
+    aio_internal::FullFence();
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Fd handlers
+// -----------------------------------------------------------------------------
+
+void AioContext::SetFdHandler(int fd, IOHandler io_read, IOHandler io_write, void* opaque) {
+  auto it = state_->handlers.find(fd);
+  Embedding* embed = state_->embed;
+  if (io_read == nullptr && io_write == nullptr) {
+    if (it == state_->handlers.end()) return;
+    AioHandler* h = it->second;
+    state_->handlers.erase(it);
+    --user_handlers_;
+    if (embed != nullptr) {
+      if (embed->always_ready.erase(h) == 0) {
+        epoll_ctl(embed->epfd, EPOLL_CTL_DEL, fd, nullptr);
+      }
+    }
+    RemoveHandler(h);
+    Notify();
+    return;
+  }
+  const uint32_t events = (io_read ? kEventRead : 0) | (io_write ? kEventWrite : 0);
+  if (it != state_->handlers.end()) {
+    AioHandler* h = it->second;
+    h->io_read = io_read;
+    h->io_write = io_write;
+    h->opaque = opaque;
+    if (h->events != events) {
+      h->events = events;
+      int rc = monitor_->Modify(h);
+      if (rc < 0) Die("AioContext::SetFdHandler(fd=%d): %s", fd, strerror(-rc));
+      if (embed != nullptr && !embed->always_ready.contains(h)) {
+        struct epoll_event ev = {};
+        ev.events = EpollEventsFor(events);
+        ev.data.fd = fd;
+        epoll_ctl(embed->epfd, EPOLL_CTL_MOD, fd, &ev);
+      }
+    }
+    Notify();
+    return;
+  }
+  AioHandler* h = new AioHandler;
+  h->fd = fd;
+  h->events = events;
+  h->io_read = io_read;
+  h->io_write = io_write;
+  h->opaque = opaque;
+  int rc = monitor_->Add(h);
+  if (rc < 0) {
+    delete h;
+    Die("AioContext::SetFdHandler(fd=%d): %s", fd, strerror(-rc));
+  }
+  state_->handlers.emplace(fd, h);
+  ++user_handlers_;
+  if (embed != nullptr) {
+    struct epoll_event ev = {};
+    ev.events = EpollEventsFor(events);
+    ev.data.fd = fd;
+    if (epoll_ctl(embed->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno == EPERM) {
+      embed->always_ready.insert(h);
+    }
+  }
+  Notify();
+}
+
+// Stops watching `h` and frees it once neither a dispatch (walking_) nor the
+// monitor (a removal in flight) can still reach it.
+void AioContext::RemoveHandler(AioHandler* h) {
+  h->deleted = true;
+  if (!monitor_->Remove(h)) return;  // ReleaseHandler() runs later
+  ReleaseHandler(h);
+}
+
+void AioContext::ReleaseHandler(AioHandler* h) {
+  if (walking_ > 0) {
+    state_->deleted_handlers.push_back(h);
+  } else {
+    delete h;
+  }
+}
+
+void AioContext::FreeDeletedHandlers() {
+  std::vector<AioHandler*> victims;
+  victims.swap(state_->deleted_handlers);
+  for (AioHandler* h : victims) delete h;
+}
+
+// Dispatches the handlers of one Wait(). The ready list's links are reused by
+// a nested Poll()'s Wait(), so it is copied first; a handler that a nested
+// Poll() already dispatched has its revents cleared and is skipped here.
+bool AioContext::DispatchHandlers(AioHandler* ready_head, bool* notifier_fired) {
+  absl::InlinedVector<AioHandler*, 16> ready;
+  for (AioHandler* h = ready_head; h != nullptr; h = h->ready_next) ready.push_back(h);
+  bool progress = false;
+  for (AioHandler* h : ready) {
+    const uint32_t revents = h->revents;
+    h->revents = 0;
+    if (revents == 0 || h->deleted) continue;
+    if (h == notifier_handler_) {
+      aio_internal::EventFdTestAndClear(notify_fd_);
+      *notifier_fired = true;
+      continue;
+    }
+    if ((revents & (kEventRead | kEventHangup | kEventError)) && (h->events & kEventRead) &&
+        h->io_read != nullptr) {
+      h->io_read(h->opaque);
+      progress = true;
+    }
+    // Re-check: the read handler may have removed or changed the handler.
+    if (!h->deleted && (revents & (kEventWrite | kEventError)) && (h->events & kEventWrite) &&
+        h->io_write != nullptr) {
+      h->io_write(h->opaque);
+      progress = true;
+    }
+  }
+  return progress;
+}
+
+// -----------------------------------------------------------------------------
+// Poll
+// -----------------------------------------------------------------------------
+
+int64_t AioContext::ComputeTimeout() {
+  int64_t timeout = BhTimeout();
+  if (timeout == 0) return 0;
+  return SoonestTimeout(timeout, timers_->DeadlineNs());
+}
+
+// Spins until notified_ is set (true) or `max_ns` passed (false).
+bool AioContext::BusyPoll(int64_t max_ns) {
+  const int64_t start = NowNs();
+  for (unsigned i = 1;; ++i) {
+    // Relaxed: a hint; NotifyAccept()'s fence and the lists' acquire
+    // exchanges order the work itself.
+    if (notified_.load(std::memory_order_relaxed)) return true;
+    CpuRelax();
+    if ((i & 7) == 0 && NowNs() - start >= max_ns) return false;
+  }
+}
+
+void AioContext::AdjustPollTime(int64_t block_ns) {
+  if (block_ns <= poll_ns_) return;  // the window covered it: keep it
+  if (block_ns > poll_max_ns_) {
+    poll_ns_ = poll_shrink_ > 0 ? poll_ns_ / poll_shrink_ : 0;
+  } else if (poll_ns_ < poll_max_ns_ && block_ns < poll_max_ns_) {
+    const int64_t grow = poll_grow_ > 0 ? poll_grow_ : 2;
+    poll_ns_ = poll_ns_ > 0 ? poll_ns_ * grow : kInitialPollNs;
+    if (poll_ns_ > poll_max_ns_) poll_ns_ = poll_max_ns_;
+  }
+}
+
+bool AioContext::Poll(bool blocking) {
+  // 1. Bind the context to this thread for the call.
+  AioContext* const prev = Current();
+  if (prev != this) SetCurrent(this);
+  ++walking_;
+  bool progress = false;
+  bool notifier_fired = false;
+  const int64_t start = poll_max_ns_ > 0 ? NowNs() : 0;
+
+  // 2. How long may we block?
+  int64_t timeout = blocking ? ComputeTimeout() : 0;
+
+  // 3. Adaptive busy polling, before announcing that we will block.
+  if (timeout != 0 && poll_max_ns_ > 0 && user_handlers_ == 0) {
+    if (poll_ns_ == 0) {
+      // The window is closed; it grows again below if wake-ups come soon.
+    } else if (BusyPoll(SoonestTimeout(timeout, poll_ns_))) {
+      timeout = 0;
+      notifier_fired = true;
+    } else if (timeout > 0) {
+      const int64_t elapsed = NowNs() - start;
+      timeout = elapsed >= timeout ? 0 : timeout - elapsed;
+    }
+  }
+
+  // 4. Announce the blocking phase and re-check for a notification.
+  const bool use_notify_me = timeout != 0;
+  if (use_notify_me) {
+    // Relaxed: single writer; the fence orders it before the notified_ load.
+    notify_me_.store(notify_me_.load(std::memory_order_relaxed) + 2, std::memory_order_relaxed);
+    aio_internal::FullFence();
+    // Acquire: pairs with the release store in Notify().
+    if (notified_.load(std::memory_order_acquire)) timeout = 0;
+  }
+
+  // 5. Wait for fds (and for Notify(), through the eventfd).
+  ReadyList ready;
+  if (timeout != 0 || user_handlers_ > 0) {
+    int r = monitor_->Wait(timeout, &ready);
+    if (r < 0 && r != -EINTR) {
+      Die("AioContext::Poll: %s fd monitor failed: %s",
+          std::string(FdMonitorKindName(monitor_->kind())).c_str(), strerror(-r));
+    }
+  }
+
+  // 6. Leave the blocking phase; accept notifications before consuming work.
+  if (use_notify_me) {
+    // Release: pairs with the relaxed load in Notify() (only decides whether
+    // a system call is needed; the fences carry the ordering).
+    notify_me_.store(notify_me_.load(std::memory_order_relaxed) - 2, std::memory_order_release);
+  }
+  NotifyAccept();
+  // Relaxed: notify_me_ is only written by this thread.
+  if (notify_me_.load(std::memory_order_relaxed) & 1) {
+    // Embedded mode: every Notify() writes the eventfd, which a foreign loop
+    // watches through EventFd(); consume it here even when step 5 did not
+    // run, or it would stay readable. A write racing with this read leaves
+    // the fd readable for one more (harmless) iteration.
+    aio_internal::EventFdTestAndClear(notify_fd_);
+  }
+  const int64_t block_ns = poll_max_ns_ > 0 ? NowNs() - start : 0;
+
+  // 7. Bottom halves (scheduled coroutines run from one).
+  progress |= BhPoll();
+
+  // 8. Fd handlers; adapt the busy-poll window.
+  progress |= DispatchHandlers(ready.head, &notifier_fired);
+  if (poll_max_ns_ > 0 && notifier_fired) AdjustPollTime(block_ns);
+
+  // 9. The outermost Poll() frees handlers removed meanwhile.
+  if (--walking_ == 0 && !state_->deleted_handlers.empty()) FreeDeletedHandlers();
+
+  // 10. Timers.
+  progress |= timers_->RunTimers();
+
+  // 11. Embedded mode: the EventFd() timer follows the next deadline.
+  if (state_->embed != nullptr && walking_ == 0) EmbedRearm();
+
+  // 12. Restore the thread's context.
+  if (prev != this) SetCurrent(prev);
+  return progress;
+}
+
+// -----------------------------------------------------------------------------
+// Embedding (EventFd)
+// -----------------------------------------------------------------------------
+
+int AioContext::EventFd() const {
+  AioContext* self = const_cast<AioContext*>(this);
+  ContextState* st = self->state_.get();
+  if (st->embed != nullptr) return st->embed->epfd;
+  auto* embed = new Embedding;
+  embed->epfd = epoll_create1(EPOLL_CLOEXEC);
+  embed->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (embed->epfd < 0 || embed->timerfd < 0) {
+    Die("AioContext::EventFd: %s", strerror(errno));
+  }
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.fd = notify_fd_;
+  epoll_ctl(embed->epfd, EPOLL_CTL_ADD, notify_fd_, &ev);
+  ev.data.fd = embed->timerfd;
+  epoll_ctl(embed->epfd, EPOLL_CTL_ADD, embed->timerfd, &ev);
+  for (auto& entry : st->handlers) {
+    AioHandler* h = entry.second;
+    ev.events = EpollEventsFor(h->events);
+    ev.data.fd = h->fd;
+    if (epoll_ctl(embed->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0 && errno == EPERM) {
+      embed->always_ready.insert(h);
+    }
+  }
+  st->embed = embed;
+  // From now on every Notify() writes the eventfd. Relaxed: single writer;
+  // the Notify() below is ordered by its own fence.
+  self->notify_me_.store(notify_me_.load(std::memory_order_relaxed) | 1, std::memory_order_relaxed);
+  self->EmbedRearm();
+  self->Notify();  // anything already pending shows as readable
+  return embed->epfd;
+}
+
+void AioContext::EmbedRearm() {
+  Embedding* embed = state_->embed;
+  int64_t timeout = !embed->always_ready.empty() ? 0 : ComputeTimeout();
+  const int64_t now = NowNs();
+  int64_t abs_ns = timeout < 0 ? -1 : now + (timeout == 0 ? 1 : timeout);
+  // An unchanged deadline that has not fired yet needs no system call. A
+  // fired one must be re-armed (timerfd_settime also clears its readiness).
+  if (abs_ns == embed->armed_abs_ns && (abs_ns < 0 || abs_ns > now)) return;
+  if (abs_ns < 0 && embed->armed_abs_ns < 0) return;
+  struct itimerspec its = {};
+  if (abs_ns >= 0) {
+    its.it_value.tv_sec = abs_ns / 1000000000;
+    its.it_value.tv_nsec = abs_ns % 1000000000;
+  }
+  timerfd_settime(embed->timerfd, TFD_TIMER_ABSTIME, &its, nullptr);
+  embed->armed_abs_ns = abs_ns;
+}
+
+}  // namespace aioco

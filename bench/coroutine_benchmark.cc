@@ -13,9 +13,15 @@
 //                   protected_fixedsize_stack (mmap + guard page per fiber,
 //                   the like-for-like but unpooled stack)
 //   func_call       a non-inlined function call (QEMU's /perf/function-call)
-//   inline_asm      a switch written as inline asm with a clobber list, so
-//                   the compiler saves only live registers (Photon's way);
-//                   it skips the MXCSR/x87 control word aioco preserves
+//   inline_asm      a bare switch written as inline asm with a clobber list,
+//                   so the compiler saves only live registers (Photon's
+//                   way), without any coroutine bookkeeping
+// aioco's yield_round_trip is Coroutine::Enter() + Coroutine::Yield()
+// through the public API (on x86-64 both are inline and switch with inline
+// asm; FP control words are per thread unless the build has
+// --define=aioco_fp_control=coroutine, see coroutine/coroutine.h).
+// raw_switch_round_trip/aioco is the out-of-line .S switch, which sanitizer
+// builds and --define=aioco_context=asm use.
 // Stacks are 1 MiB for every implementation (only touched pages cost).
 
 #include <boost/context/detail/fcontext.hpp>

@@ -22,7 +22,7 @@ PACKAGES=(
   bazel-bootstrap g++ python3
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libjemalloc-dev liburing-dev libboost-context-dev libboost-dev
-  spin gdb gnuplot-nox
+  spin gdb gnuplot-nox libglib2.0-dev
 )
 
 log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
@@ -137,7 +137,7 @@ case "${1:-}" in
   report) shift; cmd_report "$@" ;;
   deps) ensure_deps ;;
   *)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -24,6 +24,16 @@
 //   coroutine may be on another thread: no thread-local state is reused.
 // Finish: the entry returns to CoroutineStart(), which checks locks_held and
 //   switches to the caller with kActionTerminate; the stack is not unwound.
+//   With the inline-asm backend the finished run stays parked in
+//   CoroutineStart()'s loop, and reusing the pooled coroutine resumes it
+//   (Stack::start_top) instead of building a new start frame.
+//
+// With the inline-asm backend (x86-64 default) the common cases of Enter()
+// and Yield() are inline in coroutine/internal/inline_switch.h: Enter()
+// falls back to EnterSlow() (steps 1-6 here) when the thread is not set up
+// or the coroutine is scheduled/entered (so the misuse aborts stay here),
+// and to EnterFinish() after the switch when wake-ups were queued or the
+// coroutine finished.
 //
 // Every switch announces itself to ASan (__sanitizer_start/finish_switch_
 // fiber; a finishing coroutine passes no fake-stack slot so ASan frees it)
@@ -49,9 +59,14 @@
 
 namespace aioco {
 namespace coroutine_internal {
-namespace {
 
-AIOCO_DEFINE_STATIC_CO_TLS_OBJECT(ThreadState, thread_state);
+// The per-thread state, under a fixed assembler name that the inline-asm
+// backend's FastThreadState() reads with an initial-exec TLS sequence.
+// Everything else reaches it through the non-inlinable CurrentThreadState().
+constinit thread_local ThreadState t_thread_state __asm__(
+    "aioco_coroutine_thread_state");
+
+namespace {
 
 constexpr size_t kDefaultStackSize = CoroutineOptions().stack_size;
 
@@ -88,11 +103,6 @@ constexpr size_t kDefaultStackSize = CoroutineOptions().stack_size;
   Die(absl::StrCat("Coroutine::Enter: bad switch action ", a));
 }
 
-[[noreturn]] __attribute__((noinline, cold)) void DieYieldOutside() {
-  Die("Coroutine::Yield: called outside a coroutine (Yield() is "
-      "coroutine-only)");
-}
-
 // A thread_local with a destructor: constructed on first use by a thread
 // that runs or pools coroutines, destroyed at that thread's exit.
 struct ThreadReaper {
@@ -104,6 +114,16 @@ struct ThreadReaper {
   }
 };
 thread_local ThreadReaper t_reaper;
+
+// The calling thread's state, for code that does not switch before it is
+// done with it: inline where the backend provides an asm TLS read.
+AIOCO_SAN_ALWAYS_INLINE ThreadState* ThisThreadState() {
+#if defined(AIOCO_CONTEXT_INLINE_ASM)
+  return FastThreadState();
+#else
+  return CurrentThreadState();
+#endif
+}
 
 // --- Switching --------------------------------------------------------------
 
@@ -158,7 +178,7 @@ AIOCO_SAN_ALWAYS_INLINE intptr_t Switch(Coroutine* from, Coroutine* to,
   }
 }
 
-void Recycle(ThreadState* ts, Coroutine* co) {
+AIOCO_SAN_ALWAYS_INLINE void Recycle(ThreadState* ts, Coroutine* co) {
   if (CoreAccess::stack(co)->pooled) {
     PoolPut(ts, co);
   } else {
@@ -166,12 +186,30 @@ void Recycle(ThreadState* ts, Coroutine* co) {
   }
 }
 
-void EnterLoop(ThreadState* ts, AioContext* ctx, Coroutine* co) {
-  if (__builtin_expect(!ts->initialized, 0)) EnsureThreadInitialized(ts);
+// Steps 5-6 for `to`, which switched back with `ret`: its wake-ups go
+// before `pending`; a finished coroutine is recycled. Returns the new
+// pending head.
+Coroutine* AfterRun(ThreadState* ts, Coroutine* to, intptr_t ret,
+                    Coroutine* pending) {
+  if (Coroutine* head = CoreAccess::wakeup_head(to)) {
+    CoreAccess::queue_next(CoreAccess::wakeup_tail(to)) = pending;
+    pending = head;
+    CoreAccess::wakeup_head(to) = nullptr;
+    CoreAccess::wakeup_tail(to) = nullptr;
+  }
+  if (ret == kActionTerminate) {
+    Recycle(ts, to);
+  } else if (__builtin_expect(ret != kActionYield, 0)) {
+    DieBadAction(ret);
+  }
+  return pending;
+}
+
+// Steps 2-6 until nothing is pending (the chain is linked through
+// queue_next).
+void RunPending(ThreadState* ts, AioContext* ctx, Coroutine* pending) {
   Coroutine* const from = ts->current;
   Coroutine* const from_switch = from != nullptr ? from : &ts->leader;
-  CoreAccess::queue_next(co) = nullptr;
-  Coroutine* pending = co;
   do {
     Coroutine* to = pending;
     // Acquire: pairs with the acq_rel compare-exchange that claims the
@@ -190,18 +228,14 @@ void EnterLoop(ThreadState* ts, AioContext* ctx, Coroutine* co) {
     ts->current = to;
     intptr_t ret = Switch(from_switch, to, kActionEnter);
     ts->current = from;
-    if (Coroutine* head = CoreAccess::wakeup_head(to)) {
-      CoreAccess::queue_next(CoreAccess::wakeup_tail(to)) = pending;
-      pending = head;
-      CoreAccess::wakeup_head(to) = nullptr;
-      CoreAccess::wakeup_tail(to) = nullptr;
-    }
-    if (ret == kActionTerminate) {
-      Recycle(ts, to);
-    } else if (__builtin_expect(ret != kActionYield, 0)) {
-      DieBadAction(ret);
-    }
+    pending = AfterRun(ts, to, ret, pending);
   } while (pending != nullptr);
+}
+
+void EnterLoop(ThreadState* ts, AioContext* ctx, Coroutine* co) {
+  if (__builtin_expect(!ts->initialized, 0)) EnsureThreadInitialized(ts);
+  CoreAccess::queue_next(co) = nullptr;
+  RunPending(ts, ctx, co);
 }
 
 // Slow path of CreateImpl(): a new stack (or a refusal).
@@ -227,36 +261,25 @@ __attribute__((noinline, cold)) Coroutine* RefuseCallable(
   return nullptr;
 }
 
-inline Coroutine* CreateImpl(Coroutine::Entry entry, void* opaque,
-                             size_t size, size_t align, void** storage,
-                             const CoroutineOptions* options,
-                             absl::Status* error) {
-  const size_t stack_size =
-      options != nullptr ? options->stack_size : kDefaultStackSize;
-  if (__builtin_expect(size > stack_size / 4, 0)) {
-    return RefuseCallable(size, stack_size, error);
+// Readies a pooled coroutine for its next run.
+AIOCO_SAN_ALWAYS_INLINE void ReusePooled(ThreadState* ts, Coroutine* co) {
+  ++ts->pool.reused;
+  // Relaxed: nobody else can see a pooled coroutine.
+  CoreAccess::ctx(co).store(nullptr, std::memory_order_relaxed);
+  if constexpr (kSanitizedSwitches) {
+    // Frames abandoned when the previous run finished may have left ASan
+    // redzone poison on the stack.
+    Stack* st = CoreAccess::stack(co);
+    AsanUnpoison(st->dirty_low, static_cast<size_t>(st->top - st->dirty_low));
+    st->dirty_low = st->top;
   }
-  ThreadState* ts = CurrentThreadState();
-  const bool pooled =
-      options == nullptr ||
-      (options->stack_size == kDefaultStackSize && options->guard_page);
-  Coroutine* co = pooled ? PoolGet(ts) : nullptr;
-  if (__builtin_expect(co != nullptr, 1)) {
-    ++ts->pool.reused;
-    // Relaxed: nobody else can see a pooled coroutine.
-    CoreAccess::ctx(co).store(nullptr, std::memory_order_relaxed);
-    if constexpr (kSanitizedSwitches) {
-      // Frames abandoned when the previous run finished may have left ASan
-      // redzone poison on the stack.
-      Stack* st = CoreAccess::stack(co);
-      AsanUnpoison(st->dirty_low,
-                   static_cast<size_t>(st->top - st->dirty_low));
-      st->dirty_low = st->top;
-    }
-  } else {
-    co = CreateNew(ts, options, pooled, error);
-    if (co == nullptr) return nullptr;
-  }
+}
+
+// Places the callable storage (if any) and the start frame.
+AIOCO_SAN_ALWAYS_INLINE Coroutine* SetUpRun(Coroutine* co,
+                                            Coroutine::Entry entry,
+                                            void* opaque, size_t size,
+                                            size_t align, void** storage) {
   char* frame_top = CoreAccess::stack(co)->top;
   if (size != 0) {
     size_t a = align < 16 ? 16 : align;
@@ -275,8 +298,58 @@ inline Coroutine* CreateImpl(Coroutine::Entry entry, void* opaque,
       CoreAccess::tsan_fiber(co) = TsanCreateFiber();
     }
   }
+#if defined(AIOCO_CONTEXT_INLINE_ASM)
+  // A finished run of a pooled coroutine is parked in CoroutineStart()'s
+  // loop, which calls the new entry when resumed: no new frame is needed
+  // unless the callable storage reaches down into the parked frames.
+  Stack* st = CoreAccess::stack(co);
+  if (st->start_top == nullptr || frame_top < st->start_top) {
+    ContextPrepare(co, frame_top);
+    st->start_top = frame_top;
+  }
+#else
   ContextPrepare(co, frame_top);
+#endif
   return co;
+}
+
+// The common case, default options with a coroutine in the local pool,
+// without the error plumbing; nullptr if it does not apply.
+AIOCO_SAN_ALWAYS_INLINE Coroutine* CreateFromLocalPool(Coroutine::Entry entry,
+                                                       void* opaque,
+                                                       size_t size,
+                                                       size_t align,
+                                                       void** storage) {
+  if (__builtin_expect(size > kDefaultStackSize / 4, 0)) return nullptr;
+  ThreadState* ts = ThisThreadState();
+  PoolBatch* b = ts->pool.batches;
+  if (__builtin_expect(b == nullptr || b->size == 0, 0)) return nullptr;
+  Coroutine* co = PoolGet(ts);
+  ReusePooled(ts, co);
+  return SetUpRun(co, entry, opaque, size, align, storage);
+}
+
+inline Coroutine* CreateImpl(Coroutine::Entry entry, void* opaque,
+                             size_t size, size_t align, void** storage,
+                             const CoroutineOptions* options,
+                             absl::Status* error) {
+  const size_t stack_size =
+      options != nullptr ? options->stack_size : kDefaultStackSize;
+  if (__builtin_expect(size > stack_size / 4, 0)) {
+    return RefuseCallable(size, stack_size, error);
+  }
+  ThreadState* ts = ThisThreadState();
+  const bool pooled =
+      options == nullptr ||
+      (options->stack_size == kDefaultStackSize && options->guard_page);
+  Coroutine* co = pooled ? PoolGet(ts) : nullptr;
+  if (__builtin_expect(co != nullptr, 1)) {
+    ReusePooled(ts, co);
+  } else {
+    co = CreateNew(ts, options, pooled, error);
+    if (co == nullptr) return nullptr;
+  }
+  return SetUpRun(co, entry, opaque, size, align, storage);
 }
 
 [[noreturn]] __attribute__((noinline, cold)) void DieCreate(
@@ -286,7 +359,45 @@ inline Coroutine* CreateImpl(Coroutine::Entry entry, void* opaque,
 
 }  // namespace
 
-ThreadState* CurrentThreadState() { return get_ptr_thread_state(); }
+__attribute__((noinline, noclone, used)) ThreadState* CurrentThreadState() {
+  ThreadState* p = &t_thread_state;
+  AIOCO_CO_TLS_LAUNDER_(p);
+  return p;
+}
+
+[[noreturn]] __attribute__((noinline, cold)) void DieYieldOutside() {
+  Die("Coroutine::Yield: called outside a coroutine (Yield() is "
+      "coroutine-only)");
+}
+
+// The inline fast paths' way out (inline_switch.h); the out-of-line
+// Enter() of the other backends.
+__attribute__((noinline)) void EnterSlow(ThreadState* ts, Coroutine* co) {
+  EnterLoop(ts, ts->aio_ctx, co);
+}
+
+namespace {
+__attribute__((noinline)) void EnterFinishSlow(ThreadState* ts,
+                                               AioContext* ctx, Coroutine* co,
+                                               intptr_t action) {
+  if (Coroutine* pending = AfterRun(ts, co, action, nullptr)) {
+    RunPending(ts, ctx, pending);
+  }
+}
+}  // namespace
+
+// Kept small: finishing a coroutine with no wake-ups just pools it.
+__attribute__((noinline)) void EnterFinish(ThreadState* ts, AioContext* ctx,
+                                           Coroutine* co, intptr_t action) {
+  if (__builtin_expect(action == kActionTerminate &&
+                           CoreAccess::wakeup_head(co) == nullptr &&
+                           CoreAccess::stack(co)->pooled,
+                       1)) {
+    PoolPut(ts, co);
+    return;
+  }
+  EnterFinishSlow(ts, ctx, co, action);
+}
 
 void EnsureThreadInitialized(ThreadState* ts) {
   if (ts->initialized) return;
@@ -314,8 +425,9 @@ AIOCO_NO_SANITIZE_THREAD void CoroutineStart(Coroutine* co, void* fake_stack) {
       Stack* st = CoreAccess::stack(co);
       st->dirty_low = here > st->lo ? here : st->lo;
     }
-    // The assembly backend never comes back; the ucontext one does when the
-    // pooled coroutine is reused without a new context.
+    // The .S backend never comes back (each use gets a new frame); the
+    // inline-asm and ucontext ones do when the pooled coroutine is reused
+    // without a new context.
     Switch(co, to, kActionTerminate);
   }
 }
@@ -338,13 +450,27 @@ void QueueWakeup(Coroutine* self, Coroutine* co) {
   CoreAccess::wakeup_tail(self) = co;
 }
 
-Coroutine* CreateWithStorage(void (*entry)(void*), size_t size, size_t align,
-                             void** storage, const CoroutineOptions* options) {
+namespace {
+__attribute__((noinline)) Coroutine* CreateOrDie(
+    Coroutine::Entry entry, void* opaque, size_t size, size_t align,
+    void** storage, const CoroutineOptions* options) {
   absl::Status error;
-  Coroutine* co =
-      CreateImpl(entry, nullptr, size, align, storage, options, &error);
+  Coroutine* co = CreateImpl(entry, opaque, size, align, storage, options,
+                             &error);
   if (co == nullptr) DieCreate(error);
   return co;
+}
+}  // namespace
+
+Coroutine* CreateWithStorage(void (*entry)(void*), size_t size, size_t align,
+                             void** storage, const CoroutineOptions* options) {
+  if (options == nullptr) {
+    if (Coroutine* co =
+            CreateFromLocalPool(entry, nullptr, size, align, storage)) {
+      return co;
+    }
+  }
+  return CreateOrDie(entry, nullptr, size, align, storage, options);
 }
 
 absl::StatusOr<Coroutine*> TryCreateWithStorage(
@@ -360,15 +486,17 @@ absl::StatusOr<Coroutine*> TryCreateWithStorage(
 }  // namespace coroutine_internal
 
 using coroutine_internal::CreateImpl;
+using coroutine_internal::CreateOrDie;
 using coroutine_internal::CurrentThreadState;
 using coroutine_internal::ThreadState;
 
 Coroutine* Coroutine::Create(Entry entry, void* opaque) {
-  absl::Status error;
-  Coroutine* co =
-      CreateImpl(entry, opaque, 0, 0, nullptr, nullptr, &error);
-  if (co == nullptr) coroutine_internal::DieCreate(error);
-  return co;
+  if (Coroutine* co = coroutine_internal::CreateFromLocalPool(entry, opaque, 0,
+                                                              0, nullptr)) {
+    return co;
+  }
+  return coroutine_internal::CreateOrDie(entry, opaque, 0, 0, nullptr,
+                                         nullptr);
 }
 
 Coroutine* Coroutine::Create(const CoroutineOptions& options, Entry entry,
@@ -396,6 +524,7 @@ absl::StatusOr<Coroutine*> Coroutine::TryCreate(const CoroutineOptions& options,
 
 Coroutine* Coroutine::Self() { return CurrentThreadState()->current; }
 
+#if !defined(AIOCO_CONTEXT_INLINE_ASM)
 void Coroutine::Yield() {
   ThreadState* ts = CurrentThreadState();
   Coroutine* self = ts->current;
@@ -412,9 +541,9 @@ void Coroutine::Yield() {
 }
 
 void Coroutine::Enter() {
-  ThreadState* ts = CurrentThreadState();
-  coroutine_internal::EnterLoop(ts, ts->aio_ctx, this);
+  coroutine_internal::EnterSlow(CurrentThreadState(), this);
 }
+#endif  // !AIOCO_CONTEXT_INLINE_ASM
 
 void Coroutine::EnterIfInactive() {
   if (!entered()) Enter();

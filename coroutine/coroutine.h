@@ -29,9 +29,23 @@
 // exist at once; past that TryCreate() returns ResourceExhausted and Create()
 // aborts, both naming vm.max_map_count.
 //
-// Floating-point control state (x86-64 MXCSR/x87 control word, AArch64 FPCR)
-// is saved per coroutine by the default assembly switch; a new coroutine
-// starts with that of whoever first enters it.
+// Floating-point control state: on x86-64 the MXCSR and x87 control words
+// are NOT saved per coroutine by default (as with Photon, marl and QEMU's
+// sigsetjmp switch): coroutines share the control words of the thread they
+// run on, so a coroutine that changes the rounding mode or exception masks
+// must restore them before it yields or returns, or its caller (and the next
+// coroutine the thread runs) sees the change. Building with
+// --define=aioco_fp_control=coroutine saves and restores them on every
+// switch, as the ABI's callee-saved rule has it (a mode set inside a
+// coroutine then never leaks, and comes back when it resumes); that costs
+// about 6 ns per enter/yield round trip on the machines measured. A new
+// coroutine starts with the control words of whoever first enters it. The
+// AArch64 assembly switch always saves FPCR per coroutine; --config=ucontext
+// never does.
+//
+// On x86-64 (outside sanitizer builds) Enter() and Yield() are inlined: the
+// switch is an asm statement, so each call site saves only its live
+// registers (coroutine/internal/inline_switch.h).
 
 #ifndef AIOCO_COROUTINE_COROUTINE_H_
 #define AIOCO_COROUTINE_COROUTINE_H_
@@ -44,6 +58,14 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "coroutine/internal/context_config.h"
+
+// Enter() and Yield() are inline where the inline-asm switch is used.
+#if defined(AIOCO_CONTEXT_INLINE_ASM)
+#define AIOCO_COROUTINE_SWITCH_INLINE_ inline
+#else
+#define AIOCO_COROUTINE_SWITCH_INLINE_
+#endif
 
 namespace aioco {
 
@@ -166,7 +188,7 @@ class Coroutine {
   // Coroutine::Yield()
   //
   // Coroutine-only. Switches back to whoever entered the running coroutine.
-  static void Yield();
+  static AIOCO_COROUTINE_SWITCH_INLINE_ void Yield();
 
   // Coroutine::Enter()
   //
@@ -174,7 +196,7 @@ class Coroutine {
   // then runs any wake-ups it queued. The coroutine's aio_context() becomes
   // the calling thread's current context (see SetThreadAioContext()). Aborts
   // if the coroutine is already entered or is scheduled somewhere.
-  void Enter();
+  AIOCO_COROUTINE_SWITCH_INLINE_ void Enter();
 
   // Coroutine::EnterIfInactive()
   //
@@ -232,7 +254,12 @@ class Coroutine {
   }
 
   // --- Switch state (owned by coroutine/internal) ---
-  void* sp_ = nullptr;                 // saved stack pointer (asm backend)
+  // The first five at fixed offsets (inline_switch.h, core_access.h).
+  void* sp_ = nullptr;                 // saved stack pointer (asm backends)
+  void* pc_ = nullptr;                 // resume address (inline asm)
+  void* fp_ = nullptr;                 // saved rbp (inline asm)
+  uint32_t mxcsr_ = 0;                 // saved control words (inline asm)
+  uint16_t fpucw_ = 0;
   void* backend_ = nullptr;            // backend-specific state (ucontext)
   coroutine_internal::Stack* stack_ = nullptr;  // nullptr: a thread leader
   Entry entry_ = nullptr;
@@ -277,5 +304,7 @@ struct CoroutinePoolStats {
 CoroutinePoolStats GetCoroutinePoolStats();
 
 }  // namespace aioco
+
+#include "coroutine/internal/inline_switch.h"  // IWYU pragma: export
 
 #endif  // AIOCO_COROUTINE_COROUTINE_H_

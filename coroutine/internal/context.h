@@ -3,12 +3,17 @@
 // -----------------------------------------------------------------------------
 //
 // The context-switch backend seam. Three backends:
-//   * assembly (default): context_<arch>_<abi>_elf.S, a switch that saves
-//     only the callee-saved state (registers, MXCSR/x87 control words or
-//     FPCR); every start gets a fresh initial frame.
-//   * inline asm (x86-64, --define=aioco_context=inline_asm): the switch is
-//     an asm statement with a clobber list, so the compiler spills only the
-//     registers live across it; FP control words stay per thread.
+//   * assembly (AArch64; x86-64 sanitizer builds or
+//     --define=aioco_context=asm): context_<arch>_<abi>_elf.S, a switch that
+//     saves only the callee-saved registers (plus FPCR on AArch64, and the
+//     x86-64 MXCSR/x87 control words with --define=aioco_fp_control=
+//     coroutine); every start gets a fresh initial frame.
+//   * inline asm (x86-64 default, see context_config.h): the switch is an
+//     asm statement with a clobber list (inline_switch.h), so the compiler
+//     spills only the registers live across it; the control words likewise
+//     only with --define=aioco_fp_control=coroutine. A pooled coroutine's
+//     finished run stays parked in CoroutineStart()'s loop and is resumed
+//     for the next run (Stack::start_top).
 //   * ucontext (--config=ucontext, or architectures without a .S file):
 //     makecontext() creates a context, sigsetjmp()/siglongjmp() switch (no
 //     signal-mask system call per switch). The trampoline loops, so a pooled
@@ -30,6 +35,7 @@
 #include "coroutine/coroutine.h"
 #include "coroutine/internal/context_config.h"
 #include "coroutine/internal/core_access.h"
+#include "coroutine/internal/inline_switch.h"
 #include "coroutine/internal/thread_state.h"
 
 
@@ -40,9 +46,9 @@ namespace coroutine_internal {
 // fake stack to restore on landing (nullptr for a fresh one).
 [[noreturn]] void CoroutineStart(Coroutine* co, void* fake_stack);
 
-void ContextPrepare(Coroutine* co, char* frame_top);
-
 #if defined(AIOCO_CONTEXT_UCONTEXT)
+
+void ContextPrepare(Coroutine* co, char* frame_top);
 
 intptr_t ContextSwap(Coroutine* from, Coroutine* to, intptr_t action);
 
@@ -52,46 +58,35 @@ inline void ContextInitLeader(ThreadState* ts) {
 
 #elif defined(AIOCO_CONTEXT_INLINE_ASM)
 
-extern "C" void aioco_context_start();
 extern "C" void aioco_context_start_inline();
 
-// The switch as inline asm: saves rbp and a resume address on the current
-// stack and declares every other register clobbered, so the compiler saves
-// only what is live across the switch (often nothing). The MXCSR and x87
-// control words are per thread here, not per coroutine (as with QEMU's
-// sigsetjmp backend): a coroutine that changes them must restore them
-// before it yields.
+// Calls CoroutineStart(co, nullptr) (context_asm.cc).
+void CoroutineStartThunk(Coroutine* co);
+
+// The first switch jumps to aioco_context_start_inline with rsp at `slot`
+// (16-byte aligned, for the call it makes through slot[0]) and the coroutine
+// in rsi; no control words are loaded, so they are inherited. Inline: it is
+// part of every Create().
+inline void ContextPrepare(Coroutine* co, char* frame_top) {
+  uintptr_t top = reinterpret_cast<uintptr_t>(frame_top) & ~uintptr_t{15};
+  auto* slot = reinterpret_cast<void**>(top - 16);
+  slot[0] = reinterpret_cast<void*>(&CoroutineStartThunk);
+  CoreAccess::sp(co) = slot;
+  CoreAccess::fp(co) = nullptr;
+  CoreAccess::pc(co) = reinterpret_cast<void*>(&aioco_context_start_inline);
+}
+
 __attribute__((always_inline)) inline intptr_t ContextSwap(Coroutine* from,
                                                            Coroutine* to,
                                                            intptr_t action) {
-  void** save = &CoreAccess::sp(from);
-  void* load = CoreAccess::sp(to);
-  intptr_t arg = action;
-  __asm__ volatile(
-      "subq $128, %%rsp\n\t"  // step over the red zone
-      "pushq %%rbp\n\t"
-      "leaq 1f(%%rip), %%rax\n\t"
-      "pushq %%rax\n\t"
-      "movq %%rsp, (%[save])\n\t"
-      "movq %[load], %%rsp\n\t"
-      "popq %%rax\n\t"
-      "jmpq *%%rax\n"
-      "1:\n\t"
-      "popq %%rbp\n\t"
-      "addq $128, %%rsp\n\t"
-      : "+d"(arg), [save] "+D"(save), [load] "+S"(load)
-      :
-      : "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
-        "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
-        "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
-        "memory", "cc");
-  return arg;
+  return InlineSwitch(from, to, action);
 }
 
 inline void ContextInitLeader(ThreadState*) {}
 
 #else  // assembly backend
+
+void ContextPrepare(Coroutine* co, char* frame_top);
 
 extern "C" intptr_t aioco_context_swap(void** save_sp, void* load_sp,
                                        intptr_t arg);

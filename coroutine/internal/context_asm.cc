@@ -1,8 +1,9 @@
 // The assembly backend's C++ side: builds the initial frame that
 // aioco_context_swap() "returns" into on a coroutine's first switch.
 //
-// Every start (first use and each reuse from the pool) writes a fresh frame
-// just below the callable storage, so the trampoline never loops and a
+// The inline-asm backend's initial frame is two words (ContextPrepare() in
+// context.h); the .S backend's is below. Every start (first use and each
+// reuse from the pool) writes a fresh frame just below the callable storage, so the trampoline never loops and a
 // finished coroutine's stack is simply abandoned:
 //   1. ContextPrepare() writes the callee-saved slots (coroutine pointer and
 //      C++ entry for aioco_context_start, zero frame pointer; on x86-64 the
@@ -77,19 +78,15 @@ AIOCO_NO_SANITIZE_THREAD void StartThunk(Coroutine* co) {
 
 }  // namespace
 
+#if defined(AIOCO_CONTEXT_INLINE_ASM)
+
+// ContextPrepare() is inline in context.h.
+void CoroutineStartThunk(Coroutine* co) { StartThunk(co); }
+
+#else
+
 void ContextPrepare(Coroutine* co, char* frame_top) {
   uintptr_t top = reinterpret_cast<uintptr_t>(frame_top) & ~uintptr_t{15};
-#if defined(AIOCO_CONTEXT_INLINE_ASM)
-  // [aioco_context_start_inline][rbp = 0] | [co][entry], the second pair
-  // 16-byte aligned for the call aioco_context_start_inline makes.
-  auto* slots = reinterpret_cast<void**>(top - 32);
-  slots[0] = reinterpret_cast<void*>(&aioco_context_start_inline);
-  slots[1] = nullptr;
-  slots[2] = co;
-  slots[3] = reinterpret_cast<void*>(&StartThunk);
-  CoreAccess::sp(co) = slots;
-  return;
-#endif
 #if defined(__x86_64__)
   // After `ret` pops the return address, rsp must be 16-byte aligned so that
   // the `call` in aioco_context_start gives the callee the ABI's alignment.
@@ -115,6 +112,8 @@ void ContextPrepare(Coroutine* co, char* frame_top) {
 #endif
   CoreAccess::sp(co) = frame;
 }
+
+#endif  // AIOCO_CONTEXT_INLINE_ASM
 
 }  // namespace coroutine_internal
 }  // namespace aioco

@@ -14,9 +14,10 @@
  *   measured slower (the read-back stalls on store forwarding). A new
  *   context's frame carries AIOCO_CTX_FP_INHERIT instead of values: it
  *   starts with its first enterer's, so preparing a frame reads nothing.
- *   With AIOCO_CONTEXT_FP_PER_THREAD (--define=aioco_fp_control=thread)
- *   the control words are not switched at all: they stay per thread, as
- *   with glibc's setjmp/longjmp that QEMU switches with. Reading MXCSR
+ *   This is only done with AIOCO_CONTEXT_FP_PER_COROUTINE
+ *   (--define=aioco_fp_control=coroutine); by default (see
+ *   context_config.h) the control words are not switched at all: they stay
+ *   per thread, as with glibc's setjmp/longjmp that QEMU switches with. Reading MXCSR
  *   (stmxcsr) is most of the cost of a switch.
  *
  * aioco_context_start: first code run on a new stack (jumped to). The prepared frame
@@ -27,6 +28,7 @@
  */
 
 #include "coroutine/internal/context_asm_offsets.h"
+#include "coroutine/internal/context_config.h"
 
         .text
         .globl  aioco_context_swap
@@ -90,9 +92,9 @@ aioco_context_start:
         .size   aioco_context_start, .-aioco_context_start
 
 /* aioco_context_start_inline: first code run on a new stack by the
- * inline-asm backend (context.h), which resumes a context by popping its
- * resume address and jumping there, leaving the saved rbp on top. The
- * prepared stack holds: [this address][rbp = 0][coroutine][C++ entry]. */
+ * inline-asm switch (inline_switch.h), which jumps here with the coroutine
+ * in rsi and rsp at a 16-byte aligned slot holding the C++ entry. The
+ * control words are not loaded: the coroutine inherits its enterer's. */
         .globl  aioco_context_start_inline
         .hidden aioco_context_start_inline
         .type   aioco_context_start_inline, @function
@@ -101,9 +103,8 @@ aioco_context_start_inline:
         .cfi_startproc
         .cfi_undefined rip
         endbr64
-        popq    %rbp
-        movq    (%rsp), %rdi
-        callq   *8(%rsp)
+        movq    %rsi, %rdi
+        callq   *(%rsp)
         ud2
         .cfi_endproc
         .size   aioco_context_start_inline, .-aioco_context_start_inline

@@ -9,6 +9,11 @@
 // Thread safety: fields belong to whoever holds the coroutine (the thread
 // running or entering it, or the pool it sits in).
 
+// Outside the guard: coroutine.h includes this header (through
+// inline_switch.h) after defining Coroutine, so whichever of the two a
+// translation unit includes first, Coroutine is complete below.
+#include "coroutine/coroutine.h"
+
 #ifndef AIOCO_COROUTINE_INTERNAL_CORE_ACCESS_H_
 #define AIOCO_COROUTINE_INTERNAL_CORE_ACCESS_H_
 
@@ -28,8 +33,17 @@ enum Action : intptr_t {
 };
 
 struct CoreAccess {
+  // Offsets the inline-asm switch writes (inline_switch.h).
+  static constexpr size_t kSpOffset = offsetof(Coroutine, sp_);
+  static constexpr size_t kPcOffset = offsetof(Coroutine, pc_);
+  static constexpr size_t kFpOffset = offsetof(Coroutine, fp_);
+  static constexpr size_t kMxcsrOffset = offsetof(Coroutine, mxcsr_);
+  static constexpr size_t kFpucwOffset = offsetof(Coroutine, fpucw_);
+
   static Coroutine* New(void* where) { return ::new (where) Coroutine(); }
   static void*& sp(Coroutine* co) { return co->sp_; }
+  static void*& pc(Coroutine* co) { return co->pc_; }
+  static void*& fp(Coroutine* co) { return co->fp_; }
   static void*& backend(Coroutine* co) { return co->backend_; }
   static Stack*& stack(Coroutine* co) { return co->stack_; }
   static Coroutine::Entry& entry(Coroutine* co) { return co->entry_; }
@@ -47,6 +61,12 @@ struct CoreAccess {
   static std::atomic<AioContext*>& ctx(Coroutine* co) { return co->ctx_; }
   static std::atomic<const char*>& scheduled(Coroutine* co) { return co->scheduled_; }
 };
+
+static_assert(CoreAccess::kSpOffset == 0 && CoreAccess::kPcOffset == 8 &&
+                  CoreAccess::kFpOffset == 16 &&
+                  CoreAccess::kMxcsrOffset == 24 &&
+                  CoreAccess::kFpucwOffset == 28,
+              "inline_switch.h hard-codes these offsets");
 
 }  // namespace coroutine_internal
 }  // namespace aioco

@@ -11,12 +11,15 @@
 //    hard cap being (vm.max_map_count - 5000) / 2 as each pooled coroutine
 //    keeps two mappings.
 //
-// Get: pop from the local head batch; if the local pool is empty, move one
-//   whole batch from the global pool (one lock per kPoolBatchSize gets).
-// Put: push on the local head batch; when it is full, start a new batch and,
-//   if that would make three, first hand the full head batch to the global
-//   pool, which keeps it if under the limit (overshooting by a batch is
-//   allowed) or frees its coroutines.
+// Get (inline in pool.h): pop from the local head batch; a head batch that
+//   empties is retired to `spare` unless it is the only batch (then it stays,
+//   empty, so that alternating get/put touches no batch list). If the local
+//   pool is empty, move one whole batch from the global pool (one lock per
+//   kPoolBatchSize gets).
+// Put (inline in pool.h): push on the local head batch; when there is none
+//   or it is full, start a new batch and, if that would make three, first
+//   hand the full head batch to the global pool, which keeps it if under the
+//   limit (overshooting by a batch is allowed) or frees its coroutines.
 // Thread exit: the local pool is freed.
 
 #include "coroutine/internal/pool.h"
@@ -79,61 +82,62 @@ size_t GlobalPoolHardLimit() {
   return v;
 }
 
-Coroutine* PoolGet(ThreadState* ts) {
+Coroutine* PoolGetSlow(ThreadState* ts) {
   LocalPool& lp = ts->pool;
-  PoolBatch* b = lp.batches;
-  if (b == nullptr) {
-    if (ts->exiting) return nullptr;
-    {
-      std::lock_guard<std::mutex> lock(g_mu);
-      b = g_batches;
-      if (b == nullptr) return nullptr;
-      g_batches = b->next;
-      g_size -= b->size;
-    }
-    EnsureThreadInitialized(ts);  // the local pool must be freed at exit
-    b->next = nullptr;
-    lp.batches = b;
+  if (ts->exiting) return nullptr;
+  PoolBatch* b;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    b = g_batches;
+    if (b == nullptr) return nullptr;
+    g_batches = b->next;
+    g_size -= b->size;
   }
-  Coroutine* co = b->head;
-  b->head = CoreAccess::pool_next(co);
-  CoreAccess::pool_next(co) = nullptr;
-  if (--b->size == 0) {
-    lp.batches = b->next;
-    b->next = nullptr;
+  EnsureThreadInitialized(ts);  // the local pool must be freed at exit
+  if (PoolBatch* empty = lp.batches) {  // an empty sole batch
+    lp.batches = nullptr;
     if (lp.spare == nullptr) {
-      lp.spare = b;
+      lp.spare = empty;
     } else {
-      delete b;
+      delete empty;
     }
   }
-  return co;
+  b->next = nullptr;
+  lp.batches = b;
+  return PoolGet(ts);
 }
 
-void PoolPut(ThreadState* ts, Coroutine* co) {
+void PoolRetireEmptyHead(ThreadState* ts) {
+  LocalPool& lp = ts->pool;
+  PoolBatch* b = lp.batches;
+  lp.batches = b->next;
+  b->next = nullptr;
+  if (lp.spare == nullptr) {
+    lp.spare = b;
+  } else {
+    delete b;
+  }
+}
+
+void PoolPutSlow(ThreadState* ts, Coroutine* co) {
   if (ts->exiting) {
     FreeCoroutine(co);
     return;
   }
   LocalPool& lp = ts->pool;
   PoolBatch* b = lp.batches;
-  if (b == nullptr || b->size >= kPoolBatchSize) {
-    EnsureThreadInitialized(ts);
-    if (b != nullptr && b->next != nullptr) {
-      // Local pool full (two batches): the full head batch goes global.
-      lp.batches = b->next;
-      b->next = nullptr;
-      PutGlobal(b);
-    }
-    PoolBatch* nb = lp.spare != nullptr ? lp.spare : new PoolBatch;
-    lp.spare = nullptr;
-    nb->next = lp.batches;
-    lp.batches = nb;
-    b = nb;
+  EnsureThreadInitialized(ts);
+  if (b != nullptr && b->next != nullptr) {
+    // Local pool full (two batches): the full head batch goes global.
+    lp.batches = b->next;
+    b->next = nullptr;
+    PutGlobal(b);
   }
-  CoreAccess::pool_next(co) = b->head;
-  b->head = co;
-  ++b->size;
+  PoolBatch* nb = lp.spare != nullptr ? lp.spare : new PoolBatch;
+  lp.spare = nullptr;
+  nb->next = lp.batches;
+  lp.batches = nb;
+  PoolPut(ts, co);
 }
 
 void PoolReleaseLocal(ThreadState* ts) {

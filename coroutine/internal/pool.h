@@ -17,6 +17,7 @@
 #include <cstddef>
 
 #include "coroutine/coroutine.h"
+#include "coroutine/internal/core_access.h"
 #include "coroutine/internal/thread_state.h"
 
 namespace aioco {
@@ -26,11 +27,37 @@ inline constexpr unsigned kPoolBatchSize = 128;
 inline constexpr unsigned kLocalPoolBatches = 2;
 inline constexpr size_t kInitialGlobalPoolMax = 128;
 
-// A pooled coroutine, or nullptr if both pools are empty.
-Coroutine* PoolGet(ThreadState* ts);
+// Slow paths of PoolGet()/PoolPut() (pool.cc).
+Coroutine* PoolGetSlow(ThreadState* ts);
+void PoolRetireEmptyHead(ThreadState* ts);
+void PoolPutSlow(ThreadState* ts, Coroutine* co);
+
+// A pooled coroutine, or nullptr if both pools are empty. The local pool's
+// head batch may be empty only when it is the only batch (so a create/finish
+// cycle moves no batch around).
+inline Coroutine* PoolGet(ThreadState* ts) {
+  PoolBatch* b = ts->pool.batches;
+  if (__builtin_expect(b == nullptr || b->size == 0, 0)) {
+    return PoolGetSlow(ts);
+  }
+  Coroutine* co = b->head;
+  b->head = CoreAccess::pool_next(co);
+  CoreAccess::pool_next(co) = nullptr;
+  if (--b->size == 0 && b->next != nullptr) PoolRetireEmptyHead(ts);
+  return co;
+}
 
 // Returns a finished default-options coroutine to the pools (or frees it).
-void PoolPut(ThreadState* ts, Coroutine* co);
+inline void PoolPut(ThreadState* ts, Coroutine* co) {
+  PoolBatch* b = ts->pool.batches;  // nullptr once the thread is exiting
+  if (__builtin_expect(b == nullptr || b->size >= kPoolBatchSize, 0)) {
+    PoolPutSlow(ts, co);
+    return;
+  }
+  CoreAccess::pool_next(co) = b->head;
+  b->head = co;
+  ++b->size;
+}
 
 // Frees the calling thread's local pool (thread exit).
 void PoolReleaseLocal(ThreadState* ts);

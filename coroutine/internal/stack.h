@@ -37,6 +37,11 @@ struct Stack {
   bool pooled = false;       // default options: lives in the pools
   // Lowest address the previous run may have left ASan poison above.
   char* dirty_low = nullptr;
+  // Inline-asm backend: the frame top the current start frame was prepared
+  // below (nullptr: none yet). A finished run parks in CoroutineStart()'s
+  // loop below it, so a reuse whose callable storage ends at or above it
+  // resumes that loop instead of preparing a new frame.
+  char* start_top = nullptr;
 #if defined(AIOCO_CONTEXT_UCONTEXT)
   sigjmp_buf env;               // where a switch to this coroutine lands
   sigjmp_buf* creator_env = nullptr;  // used while the context is created

@@ -7,8 +7,14 @@
 // that stands for the thread's own stack, and the local coroutine pool).
 //
 // Thread safety: a ThreadState is touched only by its own thread. Reach it
-// only through CurrentThreadState(), which is never inlined, and never keep
-// the pointer across a yield: the coroutine may resume on another thread.
+// only through CurrentThreadState(), which is never inlined, or the inline-asm
+// backend's FastThreadState(), whose asm is re-executed on every call; never
+// keep the pointer across a yield: the coroutine may resume on another thread.
+
+// Outside the guard: coroutine.h includes this header (through
+// inline_switch.h) after defining Coroutine, so whichever of the two a
+// translation unit includes first, Coroutine is complete below.
+#include "coroutine/coroutine.h"
 
 #ifndef AIOCO_COROUTINE_INTERNAL_THREAD_STATE_H_
 #define AIOCO_COROUTINE_INTERNAL_THREAD_STATE_H_

@@ -1,6 +1,7 @@
 // Coroutine pools: reuse, the local/global split, runtime tuning from
 // several threads, and the local pool's release at thread exit.
 
+#include <array>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -63,6 +64,39 @@ TEST(CoroutinePoolTest, CallableLifecyclesReuseToo) {
     Coroutine::Create([&sum, i] { sum += i & 1; })->Enter();
   }
   EXPECT_EQ(sum, kLifecycles / 20);
+  EXPECT_EQ(GetCoroutinePoolStats().created, before.created);
+}
+
+// A pooled coroutine's next run reuses its parked start frame when the new
+// callable fits above it and gets a new frame when a bigger one reaches
+// into it; either way each run sees its own entry, opaque and callable.
+TEST(CoroutinePoolTest, ReuseWithCallablesOfDifferentSizes) {
+  Coroutine::Create(&Nothing, nullptr)->Enter();  // warm the pool
+  const CoroutinePoolStats before = GetCoroutinePoolStats();
+  constexpr int kRuns = 64;
+  long sum = 0;
+  long expected = 0;
+  for (int i = 0; i < kRuns; ++i) {
+    if (i % 3 == 0) {
+      std::array<long, 1024> big{};  // 8 KiB: below the parked frame
+      big.fill(i);
+      Coroutine* co = Coroutine::Create([big, &sum] {
+        Coroutine::Yield();
+        for (long v : big) sum += v;
+      });
+      co->Enter();
+      co->Enter();
+      expected += 1024L * i;
+    } else if (i % 3 == 1) {
+      Coroutine::Create([i, &sum] { sum += i; })->Enter();
+      expected += i;
+    } else {
+      auto add = [](void* opaque) { ++*static_cast<long*>(opaque); };
+      Coroutine::Create(add, &sum)->Enter();
+      expected += 1;
+    }
+  }
+  EXPECT_EQ(sum, expected);
   EXPECT_EQ(GetCoroutinePoolStats().created, before.created);
 }
 

@@ -8,6 +8,11 @@
 //  * notify_me_: written only by the home thread, read by Notify() in any
 //    thread. Bit 0 = embedded mode; bits 1..31 count Poll() calls that are
 //    in (or about to enter) a blocking wait, in steps of 2.
+//  * callers_: scheduling calls from any thread that have published, or are
+//    about to publish, work and still touch the context (EnterCall() before
+//    the publish, LeaveCall() after the last access: Notify(), counters).
+//    ~AioContext waits for it to reach 0 before freeing anything, so the
+//    owner may destroy the context as soon as it learns the work ran.
 //  * everything else: home thread only (fd handlers, the monitor, the
 //    nested-poll bookkeeping, poll-time adaptation, embedding).
 //
@@ -51,6 +56,7 @@
 #include "aio/aio_context.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -164,6 +170,9 @@ absl::Status AioContext::Init() {
 }
 
 AioContext::~AioContext() {
+  // First: a scheduling thread may still be inside a call whose work
+  // already ran (see "Lifetime" in aio_context.h).
+  WaitForCallers();
   if (Current() == this) SetCurrent(nullptr);
   // Acquire: pairs with the release CAS in ScheduleCoroutine().
   if (sched_head_.load(std::memory_order_acquire) != nullptr || hop_head_ != nullptr) {
@@ -188,6 +197,19 @@ AioContext::~AioContext() {
   }
   timers_.reset();  // detaches the timers
   if (notify_fd_ >= 0) close(notify_fd_);
+}
+
+void AioContext::WaitForCallers() {
+  // Acquire: pairs with the release fetch_sub in LeaveCall(); every access
+  // the callers made happens before the destruction. The wait is a few
+  // instructions, or one eventfd write, unless a caller was preempted.
+  for (unsigned spins = 0; callers_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 128) {
+      CpuRelax();
+    } else {
+      sched_yield();
+    }
+  }
 }
 
 FdMonitorKind AioContext::fd_monitor() const { return monitor_->kind(); }

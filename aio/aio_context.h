@@ -18,6 +18,17 @@
 //   one-shot callbacks without running them (their captures are destroyed),
 //   removes fd handlers and detaches timers. It aborts, naming the problem,
 //   if a coroutine is still scheduled on it or a BottomHalf was not deleted.
+//   A context may be destroyed once no thread is inside a call on it. The
+//   scheduling calls (CoWake(), CoEnter(), CoSchedule(), ScheduleOneshot(),
+//   BottomHalf::Schedule()/ScheduleIdle()/Delete()) count for this only
+//   until they have published their work: the work may run, and the owner
+//   learn that it ran and destroy the context, while the scheduling thread
+//   is still waking the loop; the destructor waits for such callers to leave
+//   (a window of a few instructions, or one eventfd write). So a CoWake()
+//   that returned has finished touching the context, and one whose
+//   coroutine has run needs no further synchronisation with the owner.
+//   Calls that publish nothing (Notify(), NewBh(), NewTimer()) need the
+//   caller to keep the context alive for their whole duration.
 //
 // Wake-ups cost a system call only when the target loop is blocked, or about
 // to block: Notify() writes the context's eventfd only if the home thread has
@@ -215,6 +226,24 @@ class AioContext {
   // Embedding (EventFd()).
   void EmbedRearm();
 
+  // Cross-thread calls in flight (see "Lifetime" above). A scheduling call
+  // enters before it publishes work and leaves after its last access to the
+  // context; ~AioContext waits until none is inside.
+  void EnterCall() {
+    // Relaxed: the increment is sequenced before the release operation that
+    // publishes the work (the list push or the BH's flags fetch_or), which
+    // the home thread acquires before running it; any thread that learns the
+    // work ran therefore happens after the increment, and its acquire load
+    // in WaitForCallers() reads it or the matching decrement.
+    callers_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void LeaveCall() {
+    // Release: orders every access of the call to this context before the
+    // decrement; pairs with the acquire load in WaitForCallers().
+    callers_.fetch_sub(1, std::memory_order_release);
+  }
+  void WaitForCallers();
+
   // --- Written by any thread (wake-up path), read by the home thread. ---
   // Set by Notify(); cleared by the home thread in NotifyAccept().
   alignas(64) std::atomic<bool> notified_{false};
@@ -222,6 +251,9 @@ class AioContext {
   std::atomic<BottomHalf*> bh_head_{nullptr};
   // Lock-free LIFO of scheduled coroutines, linked via scheduled_next.
   std::atomic<Coroutine*> sched_head_{nullptr};
+  // Scheduling calls between EnterCall() and LeaveCall(). On the line the
+  // scheduler writes anyway (notified_, the lists): no extra line transfer.
+  std::atomic<uint32_t> callers_{0};
 
   // --- Written by the home thread only, read by any thread. ---
   // Bit 0: embedded mode (EventFd() was called). Bits 1..31: number of

@@ -16,10 +16,13 @@
 //  * ContextState::registry (mutex): every BH from NewBh() until freed.
 //
 // Enqueue(flags), any thread:
-//  1. old = flags_.fetch_or(flags | kPending).
+//  0. ctx->EnterCall(): the context may not be destroyed until step 4.
+//  1. old = flags_.fetch_or(flags | kPending). From here the BH may run and
+//     be freed (a concurrent Delete(), a one-shot): only `ctx` is touched.
 //  2. If kPending was clear in `old`, push onto bh_head_.
 //  3. Notify() the context (always: the push may have been done by a
 //     concurrent Enqueue() that has not notified yet).
+//  4. ctx->LeaveCall(): the last access to the context.
 //
 // BhPoll(), home thread: for each BH taken: f = fetch_and(~transient);
 // run the callback if f has kScheduled and not kDeleted (progress unless
@@ -55,8 +58,17 @@ constexpr int64_t kIdleBhTimeoutNs = 10 * 1000 * 1000;  // 10 ms, as QEMU
 // -----------------------------------------------------------------------------
 
 void BottomHalf::Enqueue(unsigned flags) {
-  // Once pushed, the BH may run and be freed (one-shot, deleted) by the home
-  // thread at any moment: do not touch `this` after the push.
+  AioContext* const ctx = ctx_;
+  ctx->EnterCall();
+  EnqueueInCall(flags);
+  ctx->LeaveCall();
+}
+
+void BottomHalf::EnqueueInCall(unsigned flags) {
+  // Once the flags are set, the BH may run and be freed (one-shot, deleted)
+  // by the home thread at any moment: do not touch `this` after the
+  // fetch_or, except to push it (it cannot be freed before it is on the
+  // list). The caller's EnterCall() keeps the context alive.
   AioContext* const ctx = ctx_;
   // Acq_rel: pairs with the fetch_and in BhPoll(); decides who pushes.
   unsigned old = flags_.fetch_or(flags | kPending, std::memory_order_acq_rel);
@@ -98,7 +110,7 @@ BottomHalf* AioContext::NewBhInternal(absl::AnyInvocable<void()> cb, std::string
 
 void AioContext::ScheduleOneshot(absl::AnyInvocable<void()> cb) {
   BottomHalf* bh = new BottomHalf(this, std::move(cb), std::string(), false);
-  bh->Enqueue(BottomHalf::kScheduled | BottomHalf::kOneshot);
+  bh->Enqueue(BottomHalf::kScheduled | BottomHalf::kOneshot);  // EnterCall()s
 }
 
 void AioContext::PushBh(BottomHalf* bh) {

@@ -8,7 +8,8 @@
 // Thread safety: Schedule(), ScheduleIdle(), Cancel() and Delete() are
 //   thread-safe and lock-free (one atomic fetch-or plus, when the BH is not
 //   already queued, one compare-exchange onto the context's list, then
-//   AioContext::Notify()). The callback runs in the home thread, inside
+//   AioContext::Notify(), bracketed by the context's in-flight call counter
+//   that its destructor waits on). The callback runs in the home thread, inside
 //   AioContext::Poll().
 // Memory ordering: everything a thread wrote before Schedule() is visible to
 //   the callback it causes to run.
@@ -17,6 +18,12 @@
 //   while its callback runs, so a callback may Delete() its own BH. The BH
 //   must not be used after Delete(). Every BH must be deleted before its
 //   context is destroyed: the context aborts naming any BH that leaked.
+//   A Schedule() from another thread stops touching the BH once it has
+//   set its flags (it may still be waking the context, which the context's
+//   destructor waits for): once the callback that Schedule() caused has run,
+//   the BH may be deleted, and its context destroyed, with no further
+//   synchronisation with the scheduling thread. Delete() must not race with
+//   a Schedule() that may not have set its flags yet.
 //
 // States (flags; a BH is on the context's list iff kPending):
 //
@@ -91,8 +98,11 @@ class BottomHalf {
   ~BottomHalf() = default;
 
   // Sets `flags` | kPending; pushes onto the context's list if it was not
-  // pending; notifies the context.
+  // pending; notifies the context. Enqueue() wraps EnqueueInCall() in an
+  // AioContext::EnterCall()/LeaveCall() pair; EnqueueInCall() is for callers
+  // already inside one.
   void Enqueue(unsigned flags);
+  void EnqueueInCall(unsigned flags);
 
   AioContext* const ctx_;
   absl::AnyInvocable<void()> cb_;

@@ -12,12 +12,16 @@
 //  * AioContext::hop_head_/hop_tail_ and enter_depth_: home thread only.
 //
 // CoSchedule(co), any thread:
+//  0. EnterCall(): from the push in step 2 the coroutine may run (drained by
+//     a co_schedule BH that was already queued), finish, and its owner
+//     destroy the context; the destructor waits until step 4.
 //  1. Claim the marker (abort if taken).
 //  2. Push co onto sched_head_ (release: publishes everything the scheduler
 //     wrote, including the coroutine's own state if it just yielded here).
 //  3. Schedule the co_schedule BH: a fetch-or, a push only if it was not
 //     queued yet, and Notify(), which makes a system call only if the target
 //     loop is blocked or about to block.
+//  4. LeaveCall(): the last access to the context.
 //
 // CoRescheduleSelf(target), in a coroutine on context `cur`:
 //  1. Put a node {self, target} (on the coroutine's own stack) on cur's hop
@@ -61,6 +65,7 @@ namespace {
 void AioContext::CoSchedule(Coroutine* co) { ScheduleCoroutine(co, "CoSchedule"); }
 
 void AioContext::ScheduleCoroutine(Coroutine* co, const char* who) {
+  EnterCall();
   const char* first = nullptr;
   // Acq_rel: pairs with the release store that clears the marker in
   // RunScheduledCoroutines() (or a sleeper's wake).
@@ -75,7 +80,8 @@ void AioContext::ScheduleCoroutine(Coroutine* co, const char* who) {
     // RunScheduledCoroutines().
   } while (!sched_head_.compare_exchange_weak(old, co, std::memory_order_release,
                                               std::memory_order_relaxed));
-  co_schedule_bh_->Schedule();
+  co_schedule_bh_->EnqueueInCall(BottomHalf::kScheduled);
+  LeaveCall();
 }
 
 void AioContext::RunScheduledCoroutines() {

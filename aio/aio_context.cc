@@ -70,6 +70,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "aio/aio_wait.h"
 #include "aio/internal/context_state.h"
 #include "aio/internal/event_notifier.h"
 #include "aio/internal/full_fence.h"
@@ -127,7 +128,15 @@ uint32_t EpollEventsFor(uint32_t events) {
 
 AioContext* AioContext::Current() { return coroutine_internal::ThreadAioContext(); }
 
-void AioContext::SetCurrent(AioContext* ctx) { coroutine_internal::SetThreadAioContext(ctx); }
+void AioContext::SetCurrent(AioContext* ctx) {
+  AioContext* const prev = Current();
+  if (prev == ctx) return;
+  // Relaxed: attached_ is advisory for AioWaiter's adoption of unattached
+  // contexts; its compare-exchange is the only decision taken on it.
+  if (prev != nullptr) prev->attached_.fetch_sub(1, std::memory_order_relaxed);
+  if (ctx != nullptr) ctx->attached_.fetch_add(1, std::memory_order_relaxed);
+  coroutine_internal::SetThreadAioContext(ctx);
+}
 
 AioContext::AioContext(const AioContextOptions& opts)
     : poll_max_ns_(opts.poll_max_ns),
@@ -486,6 +495,11 @@ bool AioContext::Poll(bool blocking) {
 
   // 12. Restore the thread's context.
   if (prev != this) SetCurrent(prev);
+
+  // 13. Progress may have changed a condition that a thread waits on in
+  // AioWaitWhile() (a coroutine finished, a flag was set): kick the waiters
+  // that are not this loop's own (those re-evaluate after this call anyway).
+  if (progress) aio_internal::KickWaitersAfterProgress(this);
   return progress;
 }
 

@@ -60,6 +60,7 @@ struct HopNode;
 struct BhSlice;
 struct ContextState;
 class FdMonitor;
+class AioWaiter;
 }  // namespace aio_internal
 
 class TimerListGroup;
@@ -104,6 +105,8 @@ class AioContext {
   //
   // Binds `ctx` (may be nullptr) to the calling thread as its current
   // context: the thread becomes ctx's home thread (qemu_set_current_aio_context).
+  // A context that no thread has as its current one is "unattached": a plain
+  // thread that calls AioWaitWhile() on it drives its loop for the wait.
   static void SetCurrent(AioContext* ctx);
 
   // AioContext::Poll()
@@ -189,6 +192,7 @@ class AioContext {
 
  private:
   friend class BottomHalf;
+  friend class aio_internal::AioWaiter;
   friend void CoWake(Coroutine* co);
   friend void CoRescheduleSelf(AioContext* target);
 
@@ -254,6 +258,10 @@ class AioContext {
   // Scheduling calls between EnterCall() and LeaveCall(). On the line the
   // scheduler writes anyway (notified_, the lists): no extra line transfer.
   std::atomic<uint32_t> callers_{0};
+  // Threads whose current context this is (SetCurrent(), Poll(), or an
+  // AioWaitWhile() that adopted an unattached context). Claimed 0 -> 1 with a
+  // compare-exchange by AioWaiter, so at most one plain thread adopts it.
+  std::atomic<int> attached_{0};
 
   // --- Written by the home thread only, read by any thread. ---
   // Bit 0: embedded mode (EventFd() was called). Bits 1..31: number of

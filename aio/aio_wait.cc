@@ -17,6 +17,7 @@
 #include "aio/aio_wait.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,7 @@
 
 #include "aio/internal/full_fence.h"
 #include "coroutine/coroutine.h"
+#include "coroutine/internal/access.h"
 
 namespace aioco {
 namespace aio_internal {
@@ -53,6 +55,8 @@ AioWaiter::AioWaiter(AioContext* ctx, const char* function) {
   // The loop to run is always the calling thread's own (`ctx` itself when
   // it is current); `ctx` names the context the condition depends on.
   poll_ctx_ = AioContext::Current();
+  wait_ctx_ = ctx;
+  TryAdopt();
   Registry& r = GetRegistry();
   {
     std::lock_guard<std::mutex> lock(r.mu);
@@ -67,6 +71,11 @@ AioWaiter::AioWaiter(AioContext* ctx, const char* function) {
 }
 
 AioWaiter::~AioWaiter() {
+  if (adopted_) {
+    coroutine_internal::SetThreadAioContext(nullptr);
+    // Release: pairs with the acq_rel compare-exchange of the next adopter.
+    poll_ctx_->attached_.fetch_sub(1, std::memory_order_release);
+  }
   Registry& r = GetRegistry();
   // Relaxed: a stale non-zero count only costs a kicker a needless lock.
   r.num_waiters.fetch_sub(1, std::memory_order_relaxed);
@@ -79,12 +88,27 @@ AioWaiter::~AioWaiter() {
   if (next_ != nullptr) next_->prev_ = prev_;
 }
 
+void AioWaiter::TryAdopt() {
+  if (poll_ctx_ != nullptr || wait_ctx_ == nullptr) return;
+  int expected = 0;
+  // Acq_rel: pairs with the release decrement in another adopter's
+  // destructor, so its Poll() calls happen before ours.
+  if (wait_ctx_->attached_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    coroutine_internal::SetThreadAioContext(wait_ctx_);
+    poll_ctx_ = wait_ctx_;
+    adopted_ = true;
+  }
+}
+
 uint64_t AioWaiter::Epoch() const {
   // Acquire: pairs with the release increment in KickWaiters().
   return GetRegistry().epoch.load(std::memory_order_acquire);
 }
 
 void AioWaiter::Wait(uint64_t epoch) {
+  // The context may have become unattached since (another adopter's wait
+  // ended): drive it ourselves from now on.
+  TryAdopt();
   if (poll_ctx_ != nullptr) {
     poll_ctx_->Poll(true);
     return;
@@ -92,7 +116,10 @@ void AioWaiter::Wait(uint64_t epoch) {
   Registry& r = GetRegistry();
   std::unique_lock<std::mutex> lock(r.mu);
   // Relaxed: read under mu, which the kicker holds while incrementing.
-  r.cv.wait(lock, [&] { return r.epoch.load(std::memory_order_relaxed) != epoch; });
+  // Bounded wait: a condition changed by code that neither kicks nor runs in
+  // a progressing Poll() is still noticed, one millisecond late at worst.
+  r.cv.wait_for(lock, std::chrono::milliseconds(1),
+                [&] { return r.epoch.load(std::memory_order_relaxed) != epoch; });
 }
 
 unsigned NumWaiters() {
@@ -100,15 +127,35 @@ unsigned NumWaiters() {
   return GetRegistry().num_waiters.load(std::memory_order_relaxed);
 }
 
-void KickWaiters() {
+void KickWaitersExcept(AioContext* except) {
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
   // Release: publishes the kicker's writes to waiters reading the epoch.
   r.epoch.fetch_add(1, std::memory_order_release);
   for (AioWaiter* w = r.head; w != nullptr; w = w->next_) {
-    if (w->poll_ctx_ != nullptr) w->poll_ctx_->Notify();
+    if (w->poll_ctx_ != nullptr && w->poll_ctx_ != except) w->poll_ctx_->Notify();
   }
   r.cv.notify_all();
+}
+
+void KickWaiters() { KickWaitersExcept(nullptr); }
+
+void KickWaitersAfterProgress(AioContext* ctx) {
+  // Full fence: the progress's writes before the count load (pairs with the
+  // fence in AioWaiter's constructor), as in AioWaitKick().
+  aio_internal::FullFence();
+  if (NumWaiters() == 0) return;
+  // Only this loop's own waiters are registered: they re-evaluate anyway.
+  Registry& r = GetRegistry();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    bool others = false;
+    for (AioWaiter* w = r.head; w != nullptr; w = w->next_) {
+      if (w->poll_ctx_ != ctx) { others = true; break; }
+    }
+    if (!others) return;
+  }
+  KickWaitersExcept(ctx);
 }
 
 }  // namespace aio_internal

@@ -19,8 +19,15 @@
 //    (so work for it, e.g. completions that set the condition, keeps
 //    flowing). Two IoThreads waiting on each other's conditions deadlock, as
 //    in QEMU: route such waits through a third thread.
-//  * the calling thread has no context (a plain thread): it sleeps on a
-//    condition variable until AioWaitKick().
+//  * the calling thread has no context (a plain thread) and `ctx` is
+//    unattached (no thread has it as its current context, e.g. one made with
+//    AioContext::Create() and driven by nobody else): the thread adopts `ctx`
+//    for the wait and runs ctx->Poll(true), exactly as its home thread would.
+//  * otherwise (a plain thread waiting on an IoThread's context): it sleeps on
+//    a condition variable until AioWaitKick() or until any context's Poll()
+//    makes progress (each progressing Poll() kicks the waiters while there
+//    are any), and re-evaluates the condition at least every millisecond, so
+//    a condition changed without a kick costs latency, never a hang.
 
 #ifndef AIOCO_AIO_AIO_WAIT_H_
 #define AIOCO_AIO_AIO_WAIT_H_
@@ -49,14 +56,23 @@ class AioWaiter {
   void Wait(uint64_t epoch);
 
  private:
-  friend void KickWaiters();
+  friend void KickWaitersExcept(AioContext* except);
+  friend void KickWaitersAfterProgress(AioContext* ctx);
   AioContext* poll_ctx_;  // loop to run, or nullptr: condition variable
+  AioContext* wait_ctx_;  // the context named by the caller (may be nullptr)
+  bool adopted_ = false;  // poll_ctx_ was an unattached context we adopted
+  void TryAdopt();
   AioWaiter* prev_ = nullptr;  // registry links (global registry mutex)
   AioWaiter* next_ = nullptr;
 };
 
 // Wakes every registered waiter (AioWaitKick() without the fast path).
 void KickWaiters();
+// The same, but does not Notify() `except` (a loop that is running anyway).
+void KickWaitersExcept(AioContext* except);
+// Called by `ctx`'s Poll() when it made progress: a full fence, then, only if
+// some thread waits, KickWaiters() except for waiters polling `ctx` itself.
+void KickWaitersAfterProgress(AioContext* ctx);
 // Number of threads inside AioWaitWhile().
 unsigned NumWaiters();
 

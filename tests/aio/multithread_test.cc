@@ -114,6 +114,74 @@ TEST(AioWaitTest, PlainThreadWaitsForKick) {
   EXPECT_TRUE(done.load());
 }
 
+TEST(AioWaitTest, PlainThreadNoticesProgressWithoutKick) {
+  auto t = IoThread::Create();
+  ASSERT_TRUE(t.ok());
+  std::atomic<bool> done{false};
+  // A coroutine in the IoThread sets the flag and never calls AioWaitKick():
+  // the progressing Poll() kicks the waiter.
+  Coroutine* co = Coroutine::Create([&done] {
+    Coroutine::Yield();
+    done.store(true);
+  });
+  (*t)->context()->CoSchedule(co);
+  AioWaitBhOneshot((*t)->context(), [co] { CoWake(co); });
+  AioWaitWhile((*t)->context(), [&done] { return !done.load(); });
+  EXPECT_TRUE(done.load());
+}
+
+TEST(AioWaitTest, PlainThreadDrivesUnattachedContext) {
+  // A context nobody polls: the waiting thread adopts it for the wait, so
+  // work scheduled on it runs on the waiting thread.
+  auto ctx = AioContext::Create();
+  ASSERT_TRUE(ctx.ok());
+  ASSERT_EQ(AioContext::Current(), nullptr);
+  AioContext* c = ctx->get();
+  AioContext* seen = nullptr;
+  std::thread::id ran_on;
+  bool done = false;
+  Coroutine* co = Coroutine::Create([&] {
+    seen = AioContext::Current();
+    ran_on = std::this_thread::get_id();
+    done = true;
+  });
+  c->CoEnter(co);  // not this thread's context: scheduled
+  AioWaitWhile(c, [&done] { return !done; });
+  EXPECT_EQ(seen, c);
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(AioContext::Current(), nullptr);  // adoption ends with the wait
+}
+
+TEST(AioWaitTest, TwoPlainThreadsNeverPollTheSameContextAtOnce) {
+  auto ctx = AioContext::Create();
+  ASSERT_TRUE(ctx.ok());
+  AioContext* c = ctx->get();
+  std::atomic<int> inside{0};
+  std::atomic<int> max_inside{0};
+  std::atomic<int> ran{0};
+  constexpr int kPerThread = 200;
+  auto waiter = [&] {
+    for (int i = 0; i < kPerThread; ++i) {
+      std::atomic<bool> done{false};
+      c->ScheduleOneshot([&] {
+        int now = inside.fetch_add(1) + 1;
+        int prev = max_inside.load();
+        while (now > prev && !max_inside.compare_exchange_weak(prev, now)) {
+        }
+        ran.fetch_add(1);
+        inside.fetch_sub(1);
+        done.store(true);
+      });
+      AioWaitWhile(c, [&done] { return !done.load(); });
+    }
+  };
+  std::thread a(waiter), b(waiter);
+  a.join();
+  b.join();
+  EXPECT_EQ(ran.load(), 2 * kPerThread);
+  EXPECT_EQ(max_inside.load(), 1);
+}
+
 TEST(AioWaitTest, LoopThreadKeepsRunningItsContextWhileWaiting) {
   auto a = IoThread::Create();
   auto b = IoThread::Create();

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -65,23 +66,8 @@ constexpr int64_t kPollMaxNs = 32000;   // busy-poll window of the polling runs
 
 // --- helpers ---------------------------------------------------------------
 
-class Latch {
- public:
-  explicit Latch(int count) : count_(count) {}
-  void CountDown() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--count_ == 0) cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return count_ == 0; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int count_;
-};
+// Count-down latch for the threads of a run.
+using Latch = std::latch;
 
 std::vector<std::unique_ptr<IoThread>> MakeIoThreads(int n, int64_t poll_max_ns) {
   std::vector<std::unique_ptr<IoThread>> threads;
@@ -161,9 +147,9 @@ void HopAioco(benchmark::State& state, int64_t poll_max_ns) {
         CoRescheduleSelf(b);
         CoRescheduleSelf(a);
       }
-      done.CountDown();
+      done.count_down();
     }));
-    done.Wait();
+    done.wait();
   }
   state.counters["round_trips_per_second"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
@@ -180,7 +166,7 @@ struct AsioHop {
   void operator()() {
     if (at_a) {
       if (remaining == 0) {
-        done->CountDown();
+        done->count_down();
         return;
       }
       --remaining;
@@ -196,7 +182,7 @@ void HopAsio(benchmark::State& state, int64_t poll_ns) {
   while (state.KeepRunningBatch(kBatch)) {
     Latch done(1);
     boost::asio::post(threads.io(0), AsioHop{&threads.io(0), &threads.io(1), kBatch, true, &done});
-    done.Wait();
+    done.wait();
   }
   state.counters["round_trips_per_second"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
@@ -347,10 +333,10 @@ void BM_FanOutAioco(benchmark::State& state) {
           at = (at + 1) % n;
           CoRescheduleSelf(ctxs[at]);
         }
-        done.CountDown();
+        done.count_down();
       }));
     }
-    done.Wait();
+    done.wait();
   }
   state.SetItemsProcessed(state.iterations() * n * kFanOutHops);
 }
@@ -363,7 +349,7 @@ struct AsioFanOutHop {
   Latch* done;
   void operator()() {
     if (remaining == 0) {
-      done->CountDown();
+      done->count_down();
       return;
     }
     const int next = (at + 1) % n;
@@ -379,7 +365,7 @@ void BM_FanOutAsio(benchmark::State& state) {
     for (int i = 0; i < n; ++i) {
       boost::asio::post(threads.io(i), AsioFanOutHop{&threads, n, i, kFanOutHops, &done});
     }
-    done.Wait();
+    done.wait();
   }
   state.SetItemsProcessed(state.iterations() * n * kFanOutHops);
 }

@@ -35,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -62,23 +63,8 @@ constexpr int64_t kDefaultPollMaxNs = 32768;
 
 // --- helpers ---------------------------------------------------------------
 
-class Latch {
- public:
-  explicit Latch(int count) : count_(count) {}
-  void CountDown() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--count_ == 0) cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return count_ == 0; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int count_;
-};
+// Count-down latch for the threads of a run.
+using Latch = std::latch;
 
 std::vector<std::unique_ptr<IoThread>> MakeIoThreads(int n) {
   std::vector<std::unique_ptr<IoThread>> threads;
@@ -119,11 +105,11 @@ void RunOnCoroutines(benchmark::State& state, int per_thread,
       for (int t = 0; t < threads; ++t) {
         io[t]->context()->CoSchedule(Coroutine::Create([&body, &done] {
           body();
-          done.CountDown();
+          done.count_down();
         }));
       }
     }
-    done.Wait();
+    done.wait();
   }
   state.SetItemsProcessed(state.iterations() * workers * OpsPerWorker(per_thread));
 }
@@ -259,7 +245,7 @@ void BM_ContendedPthread(benchmark::State& state) {
           ++counter;
           pthread_mutex_unlock(&mu);
         }
-        latch->CountDown();
+        latch->count_down();
       }
     });
   }
@@ -270,7 +256,7 @@ void BM_ContendedPthread(benchmark::State& state) {
       ++generation;
     }
     start_cv.notify_all();
-    done->Wait();
+    done->wait();
   }
   {
     std::lock_guard<std::mutex> lock(start_mu);

@@ -60,7 +60,7 @@ TEST(CoSleepTest, WakeFromAnotherThreadEndsTheSleepEarly) {
     sleeping = true;
     sleeper.SleepNs(ClockType::kMonotonic, 3600 * 1000 * kMs);
     woke = true;
-    done.CountDown();
+    done.count_down();
   });
   io.ctx(0)->CoSchedule(co);
   // Wake() with nobody asleep is a no-op, so keep trying until it lands.
@@ -68,7 +68,7 @@ TEST(CoSleepTest, WakeFromAnotherThreadEndsTheSleepEarly) {
     if (sleeping.load()) sleeper.Wake();
     std::this_thread::yield();
   }
-  done.Wait();
+  done.wait();
   EXPECT_TRUE(woke.load());
 }
 
@@ -81,7 +81,7 @@ TEST(CoSleepTest, SleepWithoutTimerUntilWake) {
     stage = 1;
     sleeper.Sleep();
     stage = 2;
-    done.CountDown();
+    done.count_down();
   }));
   // Waker: a coroutine in another context.
   Latch waker_done(1);
@@ -90,10 +90,10 @@ TEST(CoSleepTest, SleepWithoutTimerUntilWake) {
       sleeper.Wake();
       CoSleepNs(ClockType::kMonotonic, 100 * 1000);
     }
-    waker_done.CountDown();
+    waker_done.count_down();
   }));
-  done.Wait();
-  waker_done.Wait();
+  done.wait();
+  waker_done.wait();
   EXPECT_EQ(stage.load(), 2);
 }
 
@@ -149,7 +149,7 @@ TEST(CoTimeoutTest, TimesOutAndCleansUpOnLateCompletion) {
           gate.Sleep();
           work_finished = true;
         },
-        1 * kMs, [&] { cleaned.CountDown(); });
+        1 * kMs, [&] { cleaned.count_down(); });
   });
   EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
   EXPECT_TRUE(work_started.load());
@@ -159,7 +159,7 @@ TEST(CoTimeoutTest, TimesOutAndCleansUpOnLateCompletion) {
     gate.Wake();
     std::this_thread::yield();
   }
-  cleaned.Wait();
+  cleaned.wait();
 }
 
 TEST(CoTimeoutTest, ZeroRunsInlineNegativeIsRejected) {

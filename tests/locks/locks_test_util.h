@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -38,25 +39,8 @@ inline int Scaled(int n) {
   return n / kSanitizerScale > 0 ? n / kSanitizerScale : 1;
 }
 
-// A count-down latch on std::mutex (visible to TSan, usable from coroutines:
-// the critical sections are a few instructions).
-class Latch {
- public:
-  explicit Latch(int count) : count_(count) {}
-  void CountDown() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--count_ == 0) cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return count_ == 0; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int count_;
-};
+// Count-down latch for the threads of a run.
+using Latch = std::latch;
 
 // N IoThreads, stopped and joined on destruction.
 class IoThreads {
@@ -83,11 +67,11 @@ inline void RunCoroutines(const std::vector<AioContext*>& ctxs,
   for (size_t i = 0; i < ctxs.size(); ++i) {
     Coroutine* co = Coroutine::Create([&fn, &done, i] {
       fn(static_cast<int>(i));
-      done.CountDown();
+      done.count_down();
     });
     ctxs[i]->CoSchedule(co);
   }
-  done.Wait();
+  done.wait();
 }
 
 // Runs `fn` in one coroutine on `ctx` and waits for it.

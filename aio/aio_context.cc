@@ -182,6 +182,9 @@ AioContext::~AioContext() {
   // First: a scheduling thread may still be inside a call whose work
   // already ran (see "Lifetime" in aio_context.h).
   WaitForCallers();
+  // Then the timers: a thread arming one notifies under the list's lock, so
+  // detaching them waits for it (timers/timer.cc, protocol step 1).
+  timers_.reset();
   if (Current() == this) SetCurrent(nullptr);
   // Acquire: pairs with the release CAS in ScheduleCoroutine().
   if (sched_head_.load(std::memory_order_acquire) != nullptr || hop_head_ != nullptr) {
@@ -204,7 +207,6 @@ AioContext::~AioContext() {
     delete state_->embed;
     state_->embed = nullptr;
   }
-  timers_.reset();  // detaches the timers
   if (notify_fd_ >= 0) close(notify_fd_);
 }
 

@@ -8,7 +8,10 @@
 // Protocol:
 //  1. Arming removes the timer from the heap if present, stamps it with the
 //     next sequence number (FIFO tie-break) and sifts it up. If it ends at the
-//     root, the earliest deadline moved earlier: `notify` runs after unlock.
+//     root, the earliest deadline moved earlier: `notify` runs before the
+//     unlock, so a thread arming a timer from outside the loop has finished
+//     with the list (and the context behind `notify`) before the timer can
+//     run and before ~TimerList, which takes mu_ first, can proceed.
 //  2. RunTimers() samples the clock once and the sequence counter once, then
 //     pops the root while it is expired and was armed before entry; each
 //     popped timer is disarmed under the lock and its callback runs unlocked.
@@ -42,12 +45,10 @@ void Timer::ModNs(int64_t expire_ns) {
     std::fprintf(stderr, "Timer::ModNs: the timer's AioContext was destroyed\n");
     std::abort();
   }
-  bool head;
-  {
-    std::lock_guard<std::mutex> lock(list_->mu_);
-    head = list_->ArmLocked(this, expire_ns);
-  }
-  if (head) list_->Notify();
+  std::lock_guard<std::mutex> lock(list_->mu_);
+  // Notify under mu_: the loop cannot run (and its owner cannot destroy the
+  // list) in between; ~TimerList takes mu_ first.
+  if (list_->ArmLocked(this, expire_ns)) list_->Notify();
 }
 
 void Timer::ModAnticipateNs(int64_t expire_ns) {
@@ -55,15 +56,12 @@ void Timer::ModAnticipateNs(int64_t expire_ns) {
     std::fprintf(stderr, "Timer::ModAnticipateNs: the timer's AioContext was destroyed\n");
     std::abort();
   }
-  bool head = false;
-  {
-    std::lock_guard<std::mutex> lock(list_->mu_);
-    if (expire_ns < 0) expire_ns = 0;
-    if (heap_index_ == kNotInHeap || expire_ns < deadline_) {
-      head = list_->ArmLocked(this, expire_ns);
-    }
+  std::lock_guard<std::mutex> lock(list_->mu_);
+  if (expire_ns < 0) expire_ns = 0;
+  if (heap_index_ == kNotInHeap || expire_ns < deadline_) {
+    // Notify under mu_, as in ModNs().
+    if (list_->ArmLocked(this, expire_ns)) list_->Notify();
   }
-  if (head) list_->Notify();
 }
 
 void Timer::Cancel() {

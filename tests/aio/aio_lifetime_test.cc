@@ -21,6 +21,8 @@
 #include "aio/io_thread.h"
 #include "coroutine/coroutine.h"
 #include "gtest/gtest.h"
+#include "timers/clock.h"
+#include "timers/timer.h"
 
 namespace aioco {
 namespace {
@@ -98,6 +100,23 @@ TEST(AioLifetimeTest, ForeignOneshotThenHomeDestroysContext) {
     });
     SpinThenDestroy(std::move(ctx), done);
     scheduler.join();
+  }
+}
+
+// A foreign thread arms an already-due timer; the home thread runs it and
+// destroys the context while the arming thread may still be waking the loop.
+// The Timer object itself outlives the foreign call (the caller's duty).
+TEST(AioLifetimeTest, ForeignTimerArmThenHomeDestroysContext) {
+  for (int i = 0; i < kIterations; ++i) {
+    std::unique_ptr<AioContext> ctx = NewContext();
+    std::atomic<bool> done{false};
+    std::unique_ptr<Timer> timer = ctx->NewTimer(
+        ClockType::kMonotonic, [&done] { done.store(true, std::memory_order_release); });
+    Timer* raw = timer.get();
+    std::thread armer([raw] { raw->ModNs(ClockNs(ClockType::kMonotonic)); });
+    SpinThenDestroy(std::move(ctx), done);
+    armer.join();
+    EXPECT_FALSE(timer->pending());
   }
 }
 

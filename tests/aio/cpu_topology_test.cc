@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "tests/aio/fake_sysfs.h"
 #include "gtest/gtest.h"
 
 namespace aioco {
@@ -21,38 +22,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-// A scratch sysfs tree under TEST_TMPDIR.
-class FakeSysfs {
- public:
-  FakeSysfs() {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    std::string templ = std::string(tmp ? tmp : "/tmp") + "/sysfs.XXXXXX";
-    root_ = mkdtemp(templ.data());
-  }
-  const std::string& root() const { return root_; }
-
-  void Write(const std::string& rel, const std::string& content) {
-    std::string path = root_ + "/" + rel;
-    for (size_t i = root_.size() + 1; i < path.size(); ++i) {
-      if (path[i] == '/') mkdir(path.substr(0, i).c_str(), 0755);
-    }
-    std::ofstream(path) << content;
-  }
-  void Online(const std::string& list) {
-    Write("devices/system/cpu/online", list + "\n");
-  }
-  void Node(int id, const std::string& list) {
-    Write("devices/system/node/node" + std::to_string(id) + "/cpulist", list + "\n");
-  }
-  void Siblings(int cpu, const std::string& list) {
-    Write("devices/system/cpu/cpu" + std::to_string(cpu) +
-              "/topology/thread_siblings_list",
-          list + "\n");
-  }
-
- private:
-  std::string root_;
-};
+using aio_testing::FakeSysfs;
 
 TEST(ParseCpuListTest, RangesAndSingles) {
   EXPECT_THAT(*ParseCpuList("0-3,8,10-11\n"), ElementsAre(0, 1, 2, 3, 8, 10, 11));

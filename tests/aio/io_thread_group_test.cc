@@ -17,6 +17,7 @@
 #include "aio/aio_context.h"
 #include "coroutine/coroutine.h"
 #include "gmock/gmock.h"
+#include "tests/aio/fake_sysfs.h"
 #include "gtest/gtest.h"
 
 namespace aioco {
@@ -26,25 +27,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
 
-class FakeSysfs {
- public:
-  FakeSysfs() {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    std::string templ = std::string(tmp ? tmp : "/tmp") + "/sysfs.XXXXXX";
-    root_ = mkdtemp(templ.data());
-  }
-  const std::string& root() const { return root_; }
-  void Write(const std::string& rel, const std::string& content) {
-    std::string path = root_ + "/" + rel;
-    for (size_t i = root_.size() + 1; i < path.size(); ++i) {
-      if (path[i] == '/') mkdir(path.substr(0, i).c_str(), 0755);
-    }
-    std::ofstream(path) << content;
-  }
-
- private:
-  std::string root_;
-};
+using aio_testing::FakeSysfs;
 
 // Two nodes: node 0 = CPUs 0,1; node 1 = CPUs 2,3 (no SMT information).
 FakeSysfs TwoNodeTree() {

@@ -288,31 +288,11 @@ void BM_Uncontended(benchmark::State& state) {
 
 constexpr int kWriteEvery = 16;
 
-void BM_ReadMostlyCoRwlock(benchmark::State& state) {
-  aioco::CoRwlock lock;
-  int64_t writes = 0;
-  std::atomic<int64_t> reads{0};
-  RunOnCoroutines(state, 1, [&] {
-    int64_t local_reads = 0;
-    for (int i = 0; i < kOpsPerWorker; ++i) {
-      if (i % kWriteEvery == 0) {
-        lock.WrLock();
-        ++writes;
-        lock.Unlock();
-      } else {
-        lock.RdLock();
-        benchmark::DoNotOptimize(writes);
-        ++local_reads;
-        lock.Unlock();
-      }
-    }
-    reads.fetch_add(local_reads, std::memory_order_relaxed);
-  });
-  benchmark::DoNotOptimize(reads.load());
-}
-
-void BM_ReadMostlyStdSharedMutex(benchmark::State& state) {
-  std::shared_mutex lock;
+// The same loop for both locks, through the std-style shared-lock names
+// (CoRwlock: lock/unlock = WrLock/Unlock, lock_shared/unlock_shared = RdLock/Unlock).
+template <typename SharedLock>
+void BM_ReadMostly(benchmark::State& state) {
+  SharedLock lock;
   int64_t writes = 0;
   std::atomic<int64_t> reads{0};
   RunOnCoroutines(state, 1, [&] {
@@ -364,10 +344,10 @@ BENCHMARK_TEMPLATE(BM_ContendedStdMutexInCoroutines, 4)
 BENCHMARK_TEMPLATE(BM_Uncontended, aioco::CoMutex)->Name("locks/uncontended/aioco");
 BENCHMARK_TEMPLATE(BM_Uncontended, std::mutex)->Name("locks/uncontended/std_mutex");
 
-BENCHMARK(BM_ReadMostlyCoRwlock)
+BENCHMARK_TEMPLATE(BM_ReadMostly, aioco::CoRwlock)
     ->Name("locks/rwlock_read_mostly/aioco")
     ->Apply(ThreadCounts);
-BENCHMARK(BM_ReadMostlyStdSharedMutex)
+BENCHMARK_TEMPLATE(BM_ReadMostly, std::shared_mutex)
     ->Name("locks/rwlock_read_mostly/std_shared_mutex")
     ->Apply(ThreadCounts);
 

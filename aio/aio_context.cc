@@ -13,6 +13,8 @@
 //    the publish, LeaveCall() after the last access: Notify(), counters).
 //    ~AioContext waits for it to reach 0 before freeing anything, so the
 //    owner may destroy the context as soon as it learns the work ran.
+//  * reply_pending_: set and cleared by the home thread (an atomic only so
+//    that a thread misusing SetCurrent() cannot make it a data race).
 //  * everything else: home thread only (fd handlers, the monitor, the
 //    nested-poll bookkeeping, poll-time adaptation, embedding).
 //
@@ -33,10 +35,19 @@
 //   1. Bind the context to the thread for the call; enter the walker count.
 //   2. Timeout: 0 if not blocking, else the soonest of "a bottom half is
 //      scheduled" (0), "an idle bottom half" (10 ms) and the timers.
-//   3. Adaptive busy polling: if the timeout is non-zero, polling is enabled
-//      and no user fd handler needs the kernel, spin up to the current
-//      window for notified_; a hit makes the timeout 0. Polling is thus
+//   3. Busy polling: if the timeout is non-zero, spin for notified_ up to
+//      the longer of two windows; a hit makes the timeout 0. Polling is thus
 //      disabled only right before the loop would block.
+//      a. Adaptive polling (poll_max_ns, QEMU's): when no user fd handler
+//         needs the kernel; adapted in step 8.
+//      b. Reply polling (reply_poll_ns): when this thread handed work to
+//         another context since it last got here (NoteWorkSent(), from a BH
+//         or coroutine scheduled on another context), so that the answer of
+//         a cross-thread exchange finds this loop awake: the peer's wake-up
+//         is then a flag store, not an eventfd write plus the wake-up of a
+//         sleeping CPU. Halved on a miss (floor 1 us), doubled on a hit; an
+//         answer that is already here when the loop would not block is a
+//         hit. After 2 us a spin yields the CPU between checks (BusyPoll()).
 //   4. Announce the blocking phase (notify_me_ += 2, fence) and re-check
 //      notified_; a hit makes the timeout 0.
 //   5. Ask the fd monitor for ready handlers, waiting up to the timeout. Skip
@@ -92,6 +103,9 @@ using aio_internal::ReadyList;
 namespace {
 
 constexpr int64_t kInitialPollNs = 4000;  // first busy-poll window (QEMU)
+constexpr int64_t kMinReplyPollNs = 1000;  // floor of the reply-poll window
+constexpr int64_t kPureSpinNs = 2000;      // busy polls yield the CPU after this
+constexpr int64_t kYieldedNs = 20000;      // a yield this long ends the busy poll
 
 [[noreturn]] void Die(const char* fmt, ...) {
   va_list ap;
@@ -112,6 +126,33 @@ inline void CpuRelax() {
 }
 
 inline int64_t NowNs() { return ClockNs(ClockType::kMonotonic); }
+
+// Reply polling spins on at most half of the CPUs this process may run on
+// (at least one) at any time, process-wide: a machine with more loops than
+// CPUs gives its CPUs to the loops with work instead of to spinners.
+std::atomic<int> g_reply_spinners{0};
+
+int MaxReplySpinners() {
+  static const int max = [] {
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    return cpus / 2 > 0 ? cpus / 2 : 1;
+  }();
+  return max;
+}
+
+bool ClaimReplySpinner() {
+  // Relaxed: a count, publishing nothing; the compare-exchange alone keeps
+  // it within the cap.
+  int n = g_reply_spinners.load(std::memory_order_relaxed);
+  while (n < MaxReplySpinners()) {
+    if (g_reply_spinners.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+// Relaxed: see ClaimReplySpinner().
+void ReleaseReplySpinner() { g_reply_spinners.fetch_sub(1, std::memory_order_relaxed); }
 
 uint32_t EpollEventsFor(uint32_t events) {
   uint32_t e = 0;
@@ -142,10 +183,13 @@ AioContext::AioContext(const AioContextOptions& opts)
     : poll_max_ns_(opts.poll_max_ns),
       poll_grow_(opts.poll_grow),
       poll_shrink_(opts.poll_shrink),
+      reply_max_ns_(opts.reply_poll_ns),
+      reply_ns_(opts.reply_poll_ns),
       opts_(opts) {}
 
 absl::StatusOr<std::unique_ptr<AioContext>> AioContext::Create(const AioContextOptions& opts) {
-  if (opts.poll_max_ns < 0 || opts.poll_grow < 0 || opts.poll_shrink < 0) {
+  if (opts.poll_max_ns < 0 || opts.poll_grow < 0 || opts.poll_shrink < 0 ||
+      opts.reply_poll_ns < 0) {
     return absl::InvalidArgumentError("AioContextOptions: poll parameters must be >= 0");
   }
   std::unique_ptr<AioContext> ctx(new AioContext(opts));
@@ -394,15 +438,37 @@ int64_t AioContext::ComputeTimeout() {
   return SoonestTimeout(timeout, timers_->DeadlineNs());
 }
 
-// Spins until notified_ is set (true) or `max_ns` passed (false).
-bool AioContext::BusyPoll(int64_t max_ns) {
-  const int64_t start = NowNs();
+// Spins until notified_ is set (true) or `max_ns` passed since `start`
+// (false). *now: the clock when it stopped (or `start`, if it never read it).
+// After kPureSpinNs the spin yields the CPU between checks: on a machine
+// with more runnable threads than CPUs the peer we wait for may need this
+// CPU, and sched_yield() returns at once when nothing else is runnable. A
+// yield that lasted kYieldedNs (another thread ran here) ends the poll. The
+// loop stays "awake" while it polls (notify_me_ is not raised), so a wake-up
+// costs the notifier no system call.
+bool AioContext::BusyPoll(int64_t start, int64_t max_ns, int64_t* now) {
+  *now = start;
   for (unsigned i = 1;; ++i) {
     // Relaxed: a hint; NotifyAccept()'s fence and the lists' acquire
     // exchanges order the work itself.
     if (notified_.load(std::memory_order_relaxed)) return true;
-    CpuRelax();
-    if ((i & 7) == 0 && NowNs() - start >= max_ns) return false;
+    if ((i & 7) != 0) {
+      CpuRelax();
+      continue;
+    }
+    *now = NowNs();
+    if (*now - start >= max_ns) return false;
+    if (*now - start >= kPureSpinNs) {
+      sched_yield();
+      const int64_t after = NowNs();
+      // Another thread got this CPU for a while: the machine has more
+      // runnable threads than CPUs, and spinning on only delays them.
+      if (after - *now >= kYieldedNs) {
+        *now = after;
+        return notified_.load(std::memory_order_relaxed);
+      }
+      *now = after;
+    }
   }
 }
 
@@ -417,6 +483,14 @@ void AioContext::AdjustPollTime(int64_t block_ns) {
   }
 }
 
+void AioContext::AdjustReplyPollTime(bool answered) {
+  if (answered) {
+    reply_ns_ = reply_ns_ * 2 > reply_max_ns_ ? reply_max_ns_ : reply_ns_ * 2;
+  } else {
+    reply_ns_ = reply_ns_ / 2 < kMinReplyPollNs ? kMinReplyPollNs : reply_ns_ / 2;
+  }
+}
+
 bool AioContext::Poll(bool blocking) {
   // 1. Bind the context to this thread for the call.
   AioContext* const prev = Current();
@@ -424,21 +498,49 @@ bool AioContext::Poll(bool blocking) {
   ++walking_;
   bool progress = false;
   bool notifier_fired = false;
-  const int64_t start = poll_max_ns_ > 0 ? NowNs() : 0;
 
   // 2. How long may we block?
   int64_t timeout = blocking ? ComputeTimeout() : 0;
+  // Start of the wait, for the polling windows' adaptation; a loop with work
+  // to do reads no clock.
+  const int64_t start = timeout != 0 && (poll_max_ns_ > 0 || reply_max_ns_ > 0) ? NowNs() : 0;
+  int64_t spin_end = 0;  // when a busy poll that saw a wake-up ended
 
-  // 3. Adaptive busy polling, before announcing that we will block.
-  if (timeout != 0 && poll_max_ns_ > 0 && user_handlers_ == 0) {
-    if (poll_ns_ == 0) {
-      // The window is closed; it grows again below if wake-ups come soon.
-    } else if (BusyPoll(SoonestTimeout(timeout, poll_ns_))) {
-      timeout = 0;
-      notifier_fired = true;
-    } else if (timeout > 0) {
-      const int64_t elapsed = NowNs() - start;
-      timeout = elapsed >= timeout ? 0 : timeout - elapsed;
+  // 3. Busy polling, before announcing that we will block: the adaptive
+  // window, or the reply window if this thread handed work to another
+  // context since it last got this far (whichever is longer). An answer
+  // that is already here counts as one that came within the window.
+  // Relaxed: see NoteWorkSent().
+  const bool awaiting = reply_max_ns_ > 0 && reply_pending_.load(std::memory_order_relaxed);
+  if (awaiting && timeout == 0 && notified_.load(std::memory_order_relaxed)) {
+    reply_pending_.store(false, std::memory_order_relaxed);
+    AdjustReplyPollTime(true);
+  } else if (timeout != 0) {
+    int64_t window = poll_max_ns_ > 0 && user_handlers_ == 0 ? poll_ns_ : 0;
+    bool spinner = false;  // holds one of the process-wide reply spins
+    if (awaiting) {
+      reply_pending_.store(false, std::memory_order_relaxed);
+      if (reply_ns_ > window && ClaimReplySpinner()) {
+        window = reply_ns_;
+        spinner = true;
+      }
+    }
+    if (window > 0) {
+      // A closed adaptive window (0) grows again below if wake-ups come soon.
+      const int64_t limit = SoonestTimeout(timeout, window);
+      int64_t now = 0;
+      const bool hit = BusyPoll(start, limit, &now);
+      if (spinner) ReleaseReplySpinner();
+      // A spin cut short by a due timer says nothing about the answer.
+      if (spinner && (hit || limit == window)) AdjustReplyPollTime(hit);
+      if (hit) {
+        timeout = 0;
+        notifier_fired = true;
+        spin_end = now;
+      } else if (timeout > 0) {
+        const int64_t elapsed = now - start;
+        timeout = elapsed >= timeout ? 0 : timeout - elapsed;
+      }
     }
   }
 
@@ -477,7 +579,8 @@ bool AioContext::Poll(bool blocking) {
     // the fd readable for one more (harmless) iteration.
     aio_internal::EventFdTestAndClear(notify_fd_);
   }
-  const int64_t block_ns = poll_max_ns_ > 0 ? NowNs() - start : 0;
+  int64_t block_ns = 0;
+  if (poll_max_ns_ > 0 && start != 0) block_ns = (spin_end != 0 ? spin_end : NowNs()) - start;
 
   // 7. Bottom halves (scheduled coroutines run from one).
   progress |= BhPoll();

@@ -33,7 +33,10 @@
 // Wake-ups cost a system call only when the target loop is blocked, or about
 // to block: Notify() writes the context's eventfd only if the home thread has
 // announced (notify_me) that it will sleep. A loop that is running, or busy
-// polling (AioContextOptions::poll_max_ns), is woken by a flag.
+// polling (AioContextOptions::poll_max_ns), is woken by a flag. A loop that
+// has just handed work to another context polls briefly for the answer
+// before it sleeps (AioContextOptions::reply_poll_ns, on by default), so both
+// sides of a cross-thread exchange stay awake while it is in flight.
 
 #ifndef AIOCO_AIO_AIO_CONTEXT_H_
 #define AIOCO_AIO_AIO_CONTEXT_H_
@@ -74,6 +77,16 @@ struct AioContextOptions {
   int64_t poll_max_ns = 0;
   // Factor the window grows by (0: 2) and shrinks by (0: reset to 0).
   int64_t poll_grow = 0, poll_shrink = 0;
+  // Reply polling, independent of poll_max_ns: after this loop's thread
+  // hands work to another context (CoSchedule, CoWake, CoRescheduleSelf, a
+  // bottom half or ScheduleOneshot aimed at it), the loop spins up to this
+  // many ns for a wake-up before it blocks, so that the answer of a
+  // cross-thread exchange finds it awake: no eventfd write by the peer and
+  // no sleeping-CPU wake-up here. The window adapts: it halves (down to
+  // 1 us) each time no answer came in it and doubles (up to this ceiling)
+  // each time one did. Fd events that arrive during the spin are seen when
+  // it ends. 0 turns it off.
+  int64_t reply_poll_ns = 32000;
 };
 
 using IOHandler = void (*)(void* opaque);
@@ -190,6 +203,12 @@ class AioContext {
   // Home thread. The current busy-polling window, in ns (diagnostics).
   int64_t poll_ns() const { return poll_ns_; }
 
+  // AioContext::reply_poll_ns()
+  //
+  // Home thread. The current reply-polling window, in ns (diagnostics; see
+  // AioContextOptions::reply_poll_ns).
+  int64_t reply_poll_ns() const { return reply_ns_; }
+
  private:
   friend class BottomHalf;
   friend class aio_internal::AioWaiter;
@@ -215,8 +234,18 @@ class AioContext {
 
   // Loop steps.
   int64_t ComputeTimeout();
-  bool BusyPoll(int64_t max_ns);
+  bool BusyPoll(int64_t start, int64_t max_ns, int64_t* now);
   void AdjustPollTime(int64_t block_ns);
+  void AdjustReplyPollTime(bool answered);
+  // Called on the sender's own context when its thread hands work to
+  // another context: the next blocking Poll() spins for the answer first.
+  void NoteWorkSent() {
+    // Relaxed: a hint read and cleared by this same (home) thread in Poll();
+    // atomic only so that a misbound thread cannot make it a data race.
+    if (!reply_pending_.load(std::memory_order_relaxed)) {
+      reply_pending_.store(true, std::memory_order_relaxed);
+    }
+  }
   void NotifyAccept();
 
   // Coroutines (co_schedule.cc).
@@ -283,6 +312,9 @@ class AioContext {
   BottomHalf* hop_bh_ = nullptr;
   int64_t poll_max_ns_ = 0, poll_grow_ = 0, poll_shrink_ = 0;
   int64_t poll_ns_ = 0;        // adaptive busy-poll window
+  int64_t reply_max_ns_ = 0;   // AioContextOptions::reply_poll_ns
+  int64_t reply_ns_ = 0;       // adaptive reply-poll window
+  std::atomic<bool> reply_pending_{false};  // see NoteWorkSent()
   std::unique_ptr<TimerListGroup> timers_;
   std::unique_ptr<aio_internal::ContextState> state_;  // cold state
   const AioContextOptions opts_;

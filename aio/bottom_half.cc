@@ -74,6 +74,10 @@ void BottomHalf::EnqueueInCall(unsigned flags) {
   unsigned old = flags_.fetch_or(flags | kPending, std::memory_order_acq_rel);
   if (!(old & kPending)) ctx->PushBh(this);
   ctx->Notify();
+  // Work handed from one loop to another: the sender's loop waits for the
+  // answer awake for a while (AioContextOptions::reply_poll_ns).
+  AioContext* const sender = AioContext::Current();
+  if (sender != ctx && sender != nullptr) sender->NoteWorkSent();
 }
 
 void BottomHalf::Schedule() { Enqueue(kScheduled); }

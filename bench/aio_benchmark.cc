@@ -6,6 +6,12 @@
 //       (A -> B -> A is one round trip); a handler posting itself alternately
 //       to two io_contexts run by two threads; two threads ping-ponging a
 //       turn flag under std::mutex + condition_variable. Time per round trip.
+//       aioco runs with AioContextOptions' defaults, so a loop that just
+//       handed the coroutine over polls briefly for its return
+//       (reply_poll_ns); Asio's loops block in the kernel when idle.
+//   aio/hop_round_trip_blocking/{aioco,asio}
+//       The same with reply polling off (reply_poll_ns = 0): both loops
+//       sleep in the kernel between hops, each hop wakes a sleeping thread.
 //   aio/hop_round_trip_polling/{aioco,asio}
 //       The same hop with busy polling before sleeping: IoThreads with
 //       poll_max_ns = 32000 (adaptive), and Asio threads that poll() for up
@@ -69,11 +75,14 @@ constexpr int64_t kPollMaxNs = 32000;   // busy-poll window of the polling runs
 // Count-down latch for the threads of a run.
 using Latch = std::latch;
 
-std::vector<std::unique_ptr<IoThread>> MakeIoThreads(int n, int64_t poll_max_ns) {
+// reply_poll_ns < 0: AioContextOptions' default.
+std::vector<std::unique_ptr<IoThread>> MakeIoThreads(int n, int64_t poll_max_ns,
+                                                     int64_t reply_poll_ns = -1) {
   std::vector<std::unique_ptr<IoThread>> threads;
   for (int i = 0; i < n; ++i) {
     aioco::IoThreadOptions opts;
     opts.aio.poll_max_ns = poll_max_ns;
+    if (reply_poll_ns >= 0) opts.aio.reply_poll_ns = reply_poll_ns;
     opts.name = "bench-io" + std::to_string(i);
     auto t = IoThread::Create(opts);
     if (!t.ok()) {
@@ -136,8 +145,8 @@ class AsioThreads {
 
 // --- hop round trip --------------------------------------------------------
 
-void HopAioco(benchmark::State& state, int64_t poll_max_ns) {
-  auto io = MakeIoThreads(2, poll_max_ns);
+void HopAioco(benchmark::State& state, int64_t poll_max_ns, int64_t reply_poll_ns) {
+  auto io = MakeIoThreads(2, poll_max_ns, reply_poll_ns);
   AioContext* a = io[0]->context();
   AioContext* b = io[1]->context();
   while (state.KeepRunningBatch(kBatch)) {
@@ -188,9 +197,10 @@ void HopAsio(benchmark::State& state, int64_t poll_ns) {
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void BM_HopAioco(benchmark::State& state) { HopAioco(state, 0); }
+void BM_HopAioco(benchmark::State& state) { HopAioco(state, 0, -1); }
 void BM_HopAsio(benchmark::State& state) { HopAsio(state, 0); }
-void BM_HopAiocoPolling(benchmark::State& state) { HopAioco(state, kPollMaxNs); }
+void BM_HopAiocoBlocking(benchmark::State& state) { HopAioco(state, 0, 0); }
+void BM_HopAiocoPolling(benchmark::State& state) { HopAioco(state, kPollMaxNs, -1); }
 void BM_HopAsioPolling(benchmark::State& state) { HopAsio(state, kPollMaxNs); }
 
 // Two threads handing a turn back and forth under a mutex + condvar.
@@ -373,6 +383,8 @@ void BM_FanOutAsio(benchmark::State& state) {
 BENCHMARK(BM_HopAioco)->Name("aio/hop_round_trip/aioco")->UseRealTime();
 BENCHMARK(BM_HopAsio)->Name("aio/hop_round_trip/asio")->UseRealTime();
 BENCHMARK(BM_HopCondvar)->Name("aio/hop_round_trip/std_condvar")->UseRealTime();
+BENCHMARK(BM_HopAiocoBlocking)->Name("aio/hop_round_trip_blocking/aioco")->UseRealTime();
+BENCHMARK(BM_HopAsio)->Name("aio/hop_round_trip_blocking/asio")->UseRealTime();
 BENCHMARK(BM_HopAiocoPolling)->Name("aio/hop_round_trip_polling/aioco")->UseRealTime();
 BENCHMARK(BM_HopAsioPolling)->Name("aio/hop_round_trip_polling/asio")->UseRealTime();
 BENCHMARK(BM_BhScheduleAioco)->Name("aio/bh_schedule/aioco");

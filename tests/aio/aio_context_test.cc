@@ -8,12 +8,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <latch>
 #include <memory>
 #include <thread>
 
 #include "aio/internal/fd_monitor.h"
+#include "aio/io_thread.h"
 #include "gtest/gtest.h"
 #include "tests/aio/aio_test_util.h"
 #include "timers/clock.h"
@@ -22,6 +25,8 @@
 namespace aioco {
 namespace {
 
+using testing_internal::EventReadyCb;
+using testing_internal::EventTestData;
 using testing_internal::MonitorAvailable;
 using testing_internal::TestNotifier;
 
@@ -221,21 +226,6 @@ TEST_P(AioContextTest, NestedPollDrainsOuterBhs) {
 }
 
 // --- Event notifiers (test-aio.c /aio/event/*) ------------------------------
-
-struct EventTestData {
-  TestNotifier e;
-  int n = 0;
-  int active = 0;
-  bool auto_set = false;
-};
-
-void EventReadyCb(void* opaque) {
-  auto* d = static_cast<EventTestData*>(opaque);
-  EXPECT_TRUE(d->e.TestAndClear());
-  d->n++;
-  if (d->active > 0) d->active--;
-  if (d->auto_set && d->active) d->e.Set();
-}
 
 void DummyRead(void* opaque) {}
 
@@ -638,6 +628,94 @@ TEST_P(AioContextTest, AdaptivePollingDeliversEveryWakeAndStaysBounded) {
   EXPECT_EQ(consumed, kWakes);
   ctx_->SetPollParams(0, 0, 0);
   EXPECT_EQ(ctx_->poll_ns(), 0);
+}
+
+// --- Reply polling ---------------------------------------------------------------
+
+// After this loop hands work to another context, a blocking Poll() first
+// spins for the answer: a window that halves (to a 1 us floor) when no
+// answer came in it and doubles (to the ceiling) when one did. Each step is
+// deterministic: nothing but the peer's answer notifies this context, and a
+// timer bounds the blocking part (far enough out that the spin is never cut
+// short by it, which would not count).
+TEST_P(AioContextTest, ReplyPollingWindowFollowsTheAnswers) {
+  const int64_t kCeiling = AioContextOptions().reply_poll_ns;
+  ASSERT_GT(kCeiling, 0);
+  EXPECT_EQ(ctx_->reply_poll_ns(), kCeiling);
+  auto peer = IoThread::Create({});
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  AioContext* const other = (*peer)->context();
+  std::unique_ptr<Timer> timer = ctx_->NewTimer(ClockType::kMonotonic, [] {});
+
+  // Unanswered work: the whole window is spent, then the loop blocks.
+  int64_t expected = kCeiling;
+  for (int i = 0; i < 6; ++i) {
+    timer->ModNs(ClockNs(ClockType::kMonotonic) + 20'000'000);
+    Drain();  // the arm's own notification
+    std::latch ran(1);
+    other->ScheduleOneshot([&ran] { ran.count_down(); });
+    ran.wait();
+    ctx_->Poll(true);  // spins, hears nothing, sleeps until the timer
+    expected = std::max<int64_t>(expected / 2, 1000);
+    EXPECT_EQ(ctx_->reply_poll_ns(), expected) << "round " << i;
+  }
+
+  // Answered work: the answer is there when the spin starts.
+  timer->ModNs(ClockNs(ClockType::kMonotonic) + 60'000'000'000);
+  Drain();
+  AioContext* const self = ctx_.get();
+  for (int i = 0; i < 6; ++i) {
+    std::latch answered(1);
+    bool got = false;
+    other->ScheduleOneshot([self, &answered, &got] {
+      self->ScheduleOneshot([&got] { got = true; });
+      answered.count_down();
+    });
+    answered.wait();
+    EXPECT_TRUE(ctx_->Poll(true));
+    EXPECT_TRUE(got);
+    expected = std::min(expected * 2, kCeiling);
+    EXPECT_EQ(ctx_->reply_poll_ns(), expected) << "round " << i;
+  }
+  timer->Cancel();
+}
+
+// Work that stays on this context, or comes from a plain thread, is not
+// work handed over: the window is never spent on it.
+TEST_P(AioContextTest, ReplyPollingIgnoresLocalAndForeignWork) {
+  const int64_t kCeiling = AioContextOptions().reply_poll_ns;
+  std::unique_ptr<Timer> timer = ctx_->NewTimer(ClockType::kMonotonic, [] {});
+  for (int i = 0; i < 4; ++i) {
+    ctx_->ScheduleOneshot([] {});
+    Drain();
+    std::thread([this] { ctx_->ScheduleOneshot([] {}); }).join();
+    Drain();
+    timer->ModNs(ClockNs(ClockType::kMonotonic) + 1'000'000);
+    Drain();
+    ctx_->Poll(true);  // blocks until the timer, no spin
+    EXPECT_EQ(ctx_->reply_poll_ns(), kCeiling);
+  }
+}
+
+TEST_P(AioContextTest, ReplyPollingOff) {
+  AioContextOptions opts;
+  opts.fd_monitor = GetParam();
+  opts.reply_poll_ns = 0;
+  auto ctx = AioContext::Create(opts);
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  EXPECT_EQ((*ctx)->reply_poll_ns(), 0);
+  auto peer = IoThread::Create({});
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  AioContext::SetCurrent(ctx->get());
+  std::unique_ptr<Timer> timer = (*ctx)->NewTimer(ClockType::kMonotonic, [] {});
+  timer->ModNs(ClockNs(ClockType::kMonotonic) + 1'000'000);
+  std::latch ran(1);
+  (*peer)->context()->ScheduleOneshot([&ran] { ran.count_down(); });
+  ran.wait();
+  while (timer->pending()) (*ctx)->Poll(true);
+  EXPECT_EQ((*ctx)->reply_poll_ns(), 0);
+  timer.reset();
+  AioContext::SetCurrent(ctx_.get());
 }
 
 // --- Destruction ------------------------------------------------------------------

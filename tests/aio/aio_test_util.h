@@ -58,6 +58,23 @@ class TestNotifier {
   int fd_;
 };
 
+// QEMU test-aio.c's EventNotifierTestData and its read handler: counts
+// calls, consumes the event, and (auto_set) re-arms it while `active` lasts.
+struct EventTestData {
+  TestNotifier e;
+  int n = 0;
+  int active = 0;
+  bool auto_set = false;
+};
+
+inline void EventReadyCb(void* opaque) {
+  auto* d = static_cast<EventTestData*>(opaque);
+  EXPECT_TRUE(d->e.TestAndClear());
+  d->n++;
+  if (d->active > 0) d->active--;
+  if (d->auto_set && d->active) d->e.Set();
+}
+
 inline std::vector<FdMonitorKind> AllMonitorKinds() {
   return {FdMonitorKind::kEpoll, FdMonitorKind::kPoll, FdMonitorKind::kIoUring};
 }

@@ -22,6 +22,8 @@
 namespace aioco {
 namespace {
 
+using testing_internal::EventReadyCb;
+using testing_internal::EventTestData;
 using testing_internal::MonitorAvailable;
 using testing_internal::TestNotifier;
 
@@ -155,21 +157,6 @@ TEST_P(EventFdTest, BhCallbackDeleteMany) {
     EXPECT_EQ(d[i].n, max[i]);
     EXPECT_EQ(d[i].bh, nullptr);
   }
-}
-
-struct EventTestData {
-  TestNotifier e;
-  int n = 0;
-  int active = 0;
-  bool auto_set = false;
-};
-
-void EventReadyCb(void* opaque) {
-  auto* d = static_cast<EventTestData*>(opaque);
-  EXPECT_TRUE(d->e.TestAndClear());
-  d->n++;
-  if (d->active > 0) d->active--;
-  if (d->auto_set && d->active) d->e.Set();
 }
 
 TEST_P(EventFdTest, EventWait) {

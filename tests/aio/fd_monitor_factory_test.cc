@@ -90,6 +90,9 @@ TEST(FdMonitorFactoryTest, InvalidPollParameters) {
   AioContextOptions opts;
   opts.poll_max_ns = -1;
   EXPECT_EQ(AioContext::Create(opts).status().code(), absl::StatusCode::kInvalidArgument);
+  opts.poll_max_ns = 0;
+  opts.reply_poll_ns = -1;
+  EXPECT_EQ(AioContext::Create(opts).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 //   2. Compute the placement order (cores first, nodes interleaved) and give
 //      thread i the CPU order[i % order.size()].
 //   3. Start each IoThread with its CPU (when pinning) and name.
-//   4. For each node, raise the global coroutine pool limit by
+//   4. Give each thread its node's coroutine pool domain (nodes with ids
+//      below 0 use domain 0).
+//   5. For each node, raise the global coroutine pool limit by
 //      coroutine_pool_per_thread per thread, then pre-warm each thread's
 //      local pool by running a one-shot there that creates that many
 //      coroutines and runs them to completion (their stacks return to that
@@ -106,6 +108,12 @@ absl::StatusOr<std::unique_ptr<IoThreadGroup>> IoThreadGroup::Create(
             [](const NodeState& a, const NodeState& b) { return a.id < b.id; });
   for (const NodeState& s : group->node_states_) group->node_ids_.push_back(s.id);
 
+  {
+    const std::vector<int>& nodes = group->nodes_of_;
+    RunOnEachAndWait(group->contexts_, [&nodes](size_t i) {
+      Coroutine::SetThreadPoolDomain(nodes[i] >= 0 ? static_cast<unsigned>(nodes[i]) : 0);
+    });
+  }
   if (options.coroutine_pool_per_thread > 0) {
     const unsigned per_thread = options.coroutine_pool_per_thread;
     for (NodeState& s : group->node_states_) {
@@ -181,6 +189,7 @@ CoroutinePoolStats IoThreadGroup::NodePoolStats(int node) const {
     total.created += s.created;
     total.reused += s.reused;
     total.global_free = s.global_free;
+    total.domain_free = s.domain_free;
     total.max_global = s.max_global;
   }
   return total;

@@ -13,14 +13,16 @@
 // more threads than CPUs the placement wraps around.
 //
 // Coroutine pools per node: the coroutine core keeps a free-stack pool per
-// thread plus one global pool. Stacks in a thread's pool were allocated and
-// first touched by that thread, so with every thread pinned to one node a
-// thread's pool is node-local memory. The group (1) pre-warms each thread's
-// pool with `coroutine_pool_per_thread` stacks allocated on that thread and
-// (2) raises the global pool limit by that many per thread (Coroutine::
-// IncPoolSize), accounted per node and given back (DecPoolSize) when the
-// group is destroyed. NodePoolStats() sums the per-thread pool statistics of
-// a node's threads. The global pool itself is shared by all nodes.
+// thread plus a global pool split into domains (Coroutine::
+// SetThreadPoolDomain). Each thread of the group gets its node's domain, so
+// a stack is allocated and first touched on a node, overflows into that
+// node's global list and is reused only by threads of the same node: with
+// the threads pinned, pooled stacks stay node-local memory. The group also
+// (1) pre-warms each thread's pool with `coroutine_pool_per_thread` stacks
+// allocated on that thread and (2) raises the global pool limit by that many
+// per thread (Coroutine::IncPoolSize), accounted per node and given back
+// (DecPoolSize) when the group is destroyed. NodePoolStats() sums the
+// per-thread pool statistics of a node's threads plus its domain's list.
 //
 // Thread safety: after Create() returns, every accessor is thread-safe
 // (the layout is immutable); Next()/NextOnNode() use atomic counters.
@@ -103,8 +105,9 @@ class IoThreadGroup {
   AioContext* NextOnNode(int node);
 
   // Sum of the pool statistics of `node`'s threads (local_free, created and
-  // reused summed; global_free/max_global as seen by them). Runs a one-shot
-  // on each of the node's threads and waits.
+  // reused summed; domain_free is the node's global list, global_free and
+  // max_global the whole global pool). Runs a one-shot on each of the node's
+  // threads and waits.
   CoroutinePoolStats NodePoolStats(int node) const;
 
   // Stacks the group added to the global pool limit for `node`.

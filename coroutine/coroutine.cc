@@ -561,6 +561,12 @@ size_t Coroutine::MaxLiveGuardedStacks() {
   return coroutine_internal::LiveGuardedCap();
 }
 
+void Coroutine::SetThreadPoolDomain(unsigned domain) {
+  CurrentThreadState()->pool.domain = domain % kMaxPoolDomains;
+}
+
+unsigned Coroutine::ThreadPoolDomain() { return CurrentThreadState()->pool.domain; }
+
 CoroutinePoolStats GetCoroutinePoolStats() {
   ThreadState* ts = CurrentThreadState();
   size_t local = 0;
@@ -568,6 +574,7 @@ CoroutinePoolStats GetCoroutinePoolStats() {
   CoroutinePoolStats s;
   s.local_free = local;
   s.global_free = coroutine_internal::GlobalPoolSize();
+  s.domain_free = coroutine_internal::DomainPoolSize(ts->pool.domain);
   s.max_global = coroutine_internal::GlobalPoolLimit();
   s.created = ts->pool.created;
   s.reused = ts->pool.reused;

@@ -218,9 +218,25 @@ class Coroutine {
   }
 
   // Pool tuning, as QEMU's qemu_coroutine_inc/dec_pool_size: grows or
-  // shrinks the global pool's limit. Thread-safe.
+  // shrinks the global pool's limit (one limit for all domains together).
+  // Thread-safe.
   static void IncPoolSize(unsigned n);
   static void DecPoolSize(unsigned n);
+
+  // Coroutine::SetThreadPoolDomain()
+  //
+  // Applies to the calling thread; thread-safe. The global pool is split
+  // into domains: full batches that overflow this thread's local pool go to
+  // its domain's list, and the thread refills only from that list, so a
+  // stack allocated and first touched in one domain is only reused there.
+  // IoThreadGroup gives each thread its NUMA node's domain, which keeps
+  // pooled stacks node-local memory. Domain 0 is every thread's default;
+  // `domain` is taken modulo kMaxPoolDomains. Coroutines already in the
+  // thread's local pool stay there.
+  static constexpr unsigned kMaxPoolDomains = 64;
+  static void SetThreadPoolDomain(unsigned domain);
+  // The calling thread's pool domain. Thread-safe.
+  static unsigned ThreadPoolDomain();
 
   // Coroutine::MaxLiveGuardedStacks()
   //
@@ -292,7 +308,8 @@ class Coroutine {
 // -----------------------------------------------------------------------------
 struct CoroutinePoolStats {
   size_t local_free;   // coroutines in this thread's pool now
-  size_t global_free;  // coroutines in the global pool now
+  size_t global_free;  // coroutines in the global pool now (all domains)
+  size_t domain_free;  // of which in this thread's domain
   size_t max_global;   // the global pool's current limit
   size_t created;      // coroutines (stacks) newly allocated by this thread
   size_t reused;       // Create() calls on this thread served from a pool

@@ -5,21 +5,25 @@
 //  * ThreadState::pool (one thread only): at most kLocalPoolBatches batches
 //    of at most kPoolBatchSize finished coroutines, plus one spare empty
 //    batch struct so a create/finish cycle never allocates.
-//  * Global (under g_mu): a list of batches, the number of coroutines in it
+//  * Global (under g_mu): one list of batches per pool domain (g_domains,
+//    indexed by LocalPool::domain), the number of coroutines in all of them
 //    (g_size) and the tunable limit (g_limit, starts at 128 and moves with
 //    Inc/DecPoolSize). The effective limit is min(g_limit, hard cap), the
 //    hard cap being (vm.max_map_count - 5000) / 2 as each pooled coroutine
-//    keeps two mappings.
+//    keeps two mappings. The limit bounds all domains together.
 //
 // Get (inline in pool.h): pop from the local head batch; a head batch that
 //   empties is retired to `spare` unless it is the only batch (then it stays,
 //   empty, so that alternating get/put touches no batch list). If the local
-//   pool is empty, move one whole batch from the global pool (one lock per
-//   kPoolBatchSize gets).
+//   pool is empty, move one whole batch from the thread's domain list (one
+//   lock per kPoolBatchSize gets); other domains' batches are never taken:
+//   a fresh, locally first-touched stack beats a remote node's.
 // Put (inline in pool.h): push on the local head batch; when there is none
 //   or it is full, start a new batch and, if that would make three, first
-//   hand the full head batch to the global pool, which keeps it if under the
-//   limit (overshooting by a batch is allowed) or frees its coroutines.
+//   hand the full head batch to the thread's domain list, which keeps it if
+//   the global pool is under the limit (overshooting by a batch is allowed)
+//   or frees its coroutines.
+// Shrinking the limit frees batches from the fullest domain first.
 // Thread exit: the local pool is freed.
 
 #include "coroutine/internal/pool.h"
@@ -35,9 +39,14 @@ namespace aioco {
 namespace coroutine_internal {
 namespace {
 
+struct DomainList {
+  PoolBatch* batches = nullptr;
+  size_t size = 0;
+};
+
 std::mutex g_mu;
-PoolBatch* g_batches = nullptr;  // guarded by g_mu
-size_t g_size = 0;               // guarded by g_mu
+DomainList g_domains[Coroutine::kMaxPoolDomains];  // guarded by g_mu
+size_t g_size = 0;               // guarded by g_mu: sum over g_domains
 long long g_limit = static_cast<long long>(kInitialGlobalPoolMax);  // g_mu
 
 size_t ComputeHardLimit() {
@@ -62,17 +71,33 @@ void FreeBatch(PoolBatch* b) {
   delete b;
 }
 
-void PutGlobal(PoolBatch* b) {
+void PutGlobal(unsigned domain, PoolBatch* b) {
   {
     std::lock_guard<std::mutex> lock(g_mu);
     if (g_size < EffectiveLimitLocked()) {
-      b->next = g_batches;
-      g_batches = b;
+      DomainList& d = g_domains[domain];
+      b->next = d.batches;
+      d.batches = b;
+      d.size += b->size;
       g_size += b->size;
       return;
     }
   }
   FreeBatch(b);
+}
+
+// Unlinks the head batch of the fullest domain; nullptr if all are empty.
+PoolBatch* TakeFromFullestLocked() {
+  DomainList* fullest = nullptr;
+  for (DomainList& d : g_domains) {
+    if (d.batches != nullptr && (fullest == nullptr || d.size > fullest->size)) fullest = &d;
+  }
+  if (fullest == nullptr) return nullptr;
+  PoolBatch* b = fullest->batches;
+  fullest->batches = b->next;
+  fullest->size -= b->size;
+  g_size -= b->size;
+  return b;
 }
 
 }  // namespace
@@ -88,9 +113,11 @@ Coroutine* PoolGetSlow(ThreadState* ts) {
   PoolBatch* b;
   {
     std::lock_guard<std::mutex> lock(g_mu);
-    b = g_batches;
+    DomainList& d = g_domains[lp.domain];
+    b = d.batches;
     if (b == nullptr) return nullptr;
-    g_batches = b->next;
+    d.batches = b->next;
+    d.size -= b->size;
     g_size -= b->size;
   }
   EnsureThreadInitialized(ts);  // the local pool must be freed at exit
@@ -131,7 +158,7 @@ void PoolPutSlow(ThreadState* ts, Coroutine* co) {
     // Local pool full (two batches): the full head batch goes global.
     lp.batches = b->next;
     b->next = nullptr;
-    PutGlobal(b);
+    PutGlobal(lp.domain, b);
   }
   PoolBatch* nb = lp.spare != nullptr ? lp.spare : new PoolBatch;
   lp.spare = nullptr;
@@ -156,6 +183,11 @@ size_t GlobalPoolSize() {
   return g_size;
 }
 
+size_t DomainPoolSize(unsigned domain) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_domains[domain % Coroutine::kMaxPoolDomains].size;
+}
+
 size_t GlobalPoolLimit() {
   std::lock_guard<std::mutex> lock(g_mu);
   return EffectiveLimitLocked();
@@ -168,10 +200,9 @@ void GlobalPoolAdjust(long long delta) {
     g_limit += delta;
     // Shrinking releases whole batches until the pool is within its limit.
     const size_t limit = EffectiveLimitLocked();
-    while (g_size > limit && g_batches != nullptr) {
-      PoolBatch* b = g_batches;
-      g_batches = b->next;
-      g_size -= b->size;
+    while (g_size > limit) {
+      PoolBatch* b = TakeFromFullestLocked();
+      if (b == nullptr) break;
       b->next = trimmed;
       trimmed = b;
     }

@@ -5,8 +5,10 @@
 // The coroutine pools (QEMU's 2024 design): each thread keeps at most two
 // batches of up to 128 finished coroutines; full batches overflow to a global
 // list of batches under a mutex, bounded by a tunable limit (Inc/DecPoolSize)
-// and by a hard cap from vm.max_map_count. A thread refills from the global
-// pool one whole batch at a time; its local pool is freed when it exits.
+// and by a hard cap from vm.max_map_count. The global list is split into
+// domains (Coroutine::SetThreadPoolDomain; NUMA nodes): a thread overflows
+// into, and refills from, its own domain's list only. A thread refills one
+// whole batch at a time; its local pool is freed when it exits.
 //
 // Thread safety: PoolGet/PoolPut work on the calling thread's local pool and
 // take the global mutex only to move a whole batch. The rest is thread-safe.
@@ -63,7 +65,8 @@ inline void PoolPut(ThreadState* ts, Coroutine* co) {
 void PoolReleaseLocal(ThreadState* ts);
 
 // Global pool limits and contents.
-size_t GlobalPoolSize();
+size_t GlobalPoolSize();                 // all domains
+size_t DomainPoolSize(unsigned domain);
 size_t GlobalPoolLimit();      // min(tunable limit, hard cap)
 size_t GlobalPoolHardLimit();  // from vm.max_map_count
 void GlobalPoolAdjust(long long delta);

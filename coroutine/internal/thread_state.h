@@ -40,6 +40,7 @@ struct LocalPool {
   PoolBatch* spare = nullptr;    // one empty batch kept to avoid malloc churn
   size_t created = 0;
   size_t reused = 0;
+  unsigned domain = 0;           // global pool domain (SetThreadPoolDomain)
 };
 
 struct ThreadState {

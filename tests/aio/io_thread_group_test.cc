@@ -202,6 +202,39 @@ TEST(IoThreadGroupTest, PerNodeCoroutinePools) {
     done.wait();
     CoroutinePoolStats after = g.NodePoolStats(1);
     EXPECT_EQ(after.created + after.reused, before.created + before.reused + 1);
+
+    // Each thread pools into its node's domain of the global pool.
+    for (int node : g.node_ids()) {
+      for (AioContext* c : g.NodeContexts(node)) {
+        unsigned domain = 1000;
+        std::latch seen(1);
+        c->ScheduleOneshot([&domain, &seen] {
+          domain = Coroutine::ThreadPoolDomain();
+          seen.count_down();
+        });
+        seen.wait();
+        EXPECT_EQ(domain, static_cast<unsigned>(node));
+      }
+    }
+    // Stacks that overflow a node-1 thread's pool land in node 1's list.
+    constexpr unsigned kRoom = 1024;  // so the overflow is kept, not freed
+    Coroutine::IncPoolSize(kRoom);
+    const size_t node0_before = g.NodePoolStats(0).domain_free;
+    const size_t node1_before = g.NodePoolStats(1).domain_free;
+    std::latch burst(1);
+    ctx->ScheduleOneshot([&burst] {
+      std::vector<Coroutine*> live;
+      for (int i = 0; i < 3 * 128 + 16; ++i) {  // more than two local batches
+        live.push_back(Coroutine::Create([] { Coroutine::Yield(); }));
+        live.back()->Enter();
+      }
+      for (Coroutine* co : live) co->Enter();
+      burst.count_down();
+    });
+    burst.wait();
+    EXPECT_GT(g.NodePoolStats(1).domain_free, node1_before);
+    EXPECT_EQ(g.NodePoolStats(0).domain_free, node0_before);
+    Coroutine::DecPoolSize(kRoom);
   }
   EXPECT_EQ(GetCoroutinePoolStats().max_global, max_before);
 }

@@ -120,6 +120,44 @@ TEST(CoroutinePoolTest, LocalPoolHoldsTwoBatchesAndOverflowsGlobally) {
   }).join();
 }
 
+// The global pool is split into domains (NUMA nodes under IoThreadGroup): a
+// thread overflows into and refills from its own domain's list only.
+TEST(CoroutinePoolTest, DomainsKeepTheirStacks) {
+  EXPECT_EQ(Coroutine::ThreadPoolDomain(), 0u);
+  Coroutine::IncPoolSize(kRaise);  // room: the overflow must be kept
+  size_t domain3 = 0;
+  std::thread([&domain3] {
+    Coroutine::SetThreadPoolDomain(3);
+    EXPECT_EQ(Coroutine::ThreadPoolDomain(), 3u);
+    RunBurst(kBigBurst);
+    domain3 = GetCoroutinePoolStats().domain_free;
+  }).join();
+  EXPECT_GE(domain3, 128u);
+  std::thread([domain3] {
+    Coroutine::SetThreadPoolDomain(5);
+    const CoroutinePoolStats s = GetCoroutinePoolStats();
+    EXPECT_EQ(s.domain_free, 0u);
+    EXPECT_GE(s.global_free, domain3);
+    Coroutine::Create(&Nothing, nullptr)->Enter();  // a new stack
+    const CoroutinePoolStats t = GetCoroutinePoolStats();
+    EXPECT_EQ(t.created, s.created + 1);
+    EXPECT_EQ(t.reused, s.reused);
+    EXPECT_EQ(t.domain_free, 0u);
+  }).join();
+  std::thread([domain3] {
+    Coroutine::SetThreadPoolDomain(3 + Coroutine::kMaxPoolDomains);  // modulo
+    EXPECT_EQ(Coroutine::ThreadPoolDomain(), 3u);
+    const CoroutinePoolStats s = GetCoroutinePoolStats();
+    EXPECT_EQ(s.domain_free, domain3);
+    Coroutine::Create(&Nothing, nullptr)->Enter();  // a batch from domain 3
+    const CoroutinePoolStats t = GetCoroutinePoolStats();
+    EXPECT_EQ(t.created, s.created);
+    EXPECT_EQ(t.reused, s.reused + 1);
+    EXPECT_EQ(t.domain_free, domain3 - 128);
+  }).join();
+  Coroutine::DecPoolSize(kRaise);
+}
+
 TEST(CoroutinePoolTest, IncAndDecMoveTheGlobalLimit) {
   const size_t base = GetCoroutinePoolStats().max_global;
   Coroutine::IncPoolSize(kRaise);

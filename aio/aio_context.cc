@@ -211,7 +211,7 @@ absl::Status AioContext::Init() {
   notifier_handler_ = new AioHandler;
   notifier_handler_->fd = notify_fd_;
   notifier_handler_->events = kEventRead;
-  int rc = monitor_->Add(notifier_handler_);
+  int rc = monitor_->AddNotifier(notifier_handler_);
   if (rc < 0) {
     delete notifier_handler_;
     notifier_handler_ = nullptr;

@@ -73,6 +73,10 @@ class FdMonitor {
   // Starts watching `h` (h->fd, h->events). Returns -errno on failure (e.g.
   // EPERM for a regular file under epoll) and leaves `h` unwatched.
   virtual int Add(AioHandler* h) = 0;
+  // Add() for the owning context's own eventfd, which it drains every time
+  // it is reported: a backend may watch it edge-triggered (io_uring: one
+  // multi-shot poll instead of one poll per wake-up).
+  virtual int AddNotifier(AioHandler* h) { return Add(h); }
   // `h->events` changed; rearm. Returns -errno on failure.
   virtual int Modify(AioHandler* h) = 0;
   // Stops watching `h`. True: the monitor no longer references `h` and the

@@ -18,7 +18,12 @@
 //      kFailed     the last POLL_ADD failed (e.g. EBADF); not re-armed until
 //                  Modify();
 //      kPending    waiting in rearm_ for its POLL_ADD; its index in rearm_
-//                  is kept in the upper 32 bits.
+//                  is kept in the upper 32 bits;
+//      kMultishot  the context's own eventfd (AddNotifier()): armed as a
+//                  multi-shot poll, whose completions carry IORING_CQE_F_MORE
+//                  while it stays armed; it is re-armed only when one
+//                  arrives without it. Edge-triggered is enough there: the
+//                  context drains the eventfd whenever it is reported.
 //  * rearm_: handlers whose POLL_ADD is queued at the start of the next
 //    Wait() (new ones, and ones whose poll just completed: they are re-armed
 //    only after their handlers ran, so a consumed event is not reported
@@ -49,7 +54,8 @@
 //     mark kFailed (a bad fd would fail again at once).
 //  4. Otherwise report the events and queue h in rearm_.
 // A handler has at most one poll outstanding and is re-armed only at the
-// start of the next Wait(), so it is reported at most once per Wait().
+// start of the next Wait(), so it is reported at most once per Wait() (a
+// multi-shot one may complete twice: the second only adds to its revents).
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,6 +95,7 @@ constexpr uint64_t kModified = 1u << 2;
 constexpr uint64_t kRemoved = 1u << 3;
 constexpr uint64_t kFailed = 1u << 4;
 constexpr uint64_t kPending = 1u << 5;
+constexpr uint64_t kMultishot = 1u << 6;
 constexpr uint64_t kStateMask = (uint64_t{1} << 32) - 1;
 constexpr int kIndexShift = 32;
 
@@ -145,6 +152,14 @@ class IoUringMonitor final : public FdMonitor {
     return 0;
   }
 
+  // The context's eventfd is drained whenever it is reported, so an
+  // edge-triggered multi-shot poll serves it: armed once, not per wake-up.
+  int AddNotifier(AioHandler* h) override {
+    int r = Add(h);
+    if (r == 0) h->monitor_flags |= kMultishot;
+    return r;
+  }
+
   int Modify(AioHandler* h) override {
     if (h->monitor_flags & kArmed) {
       h->monitor_flags |= kModified;
@@ -175,7 +190,7 @@ class IoUringMonitor final : public FdMonitor {
   int SubmitAll();
   void StashCqes();
   int ReapRing(ReadyList* ready);
-  int Process(uint64_t user_data, int32_t res, ReadyList* ready);
+  int Process(uint64_t user_data, int32_t res, uint32_t cqe_flags, ReadyList* ready);
   void FlushRearms();
   int WaitOnce(int64_t timeout_ns);
   int Drain(ReadyList* ready);
@@ -204,11 +219,17 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   const ReleaseFn release_;
+  uint64_t wait_seq_ = 0;  // Wait() calls so far (see Process())
   struct io_uring ring_;
   bool initialized_ = false;
   std::vector<AioHandler*> rearm_;
   std::unordered_set<AioHandler*> removing_;
-  std::vector<std::pair<uint64_t, int32_t>> stash_;
+  struct Completion {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+  };
+  std::vector<Completion> stash_;
 };
 
 absl::Status IoUringMonitor::Init() {
@@ -286,7 +307,9 @@ void IoUringMonitor::StashCqes() {
   for (;;) {
     unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kReapBatch);
     if (n == 0) break;
-    for (unsigned i = 0; i < n; ++i) stash_.emplace_back(cqes[i]->user_data, cqes[i]->res);
+    for (unsigned i = 0; i < n; ++i) {
+      stash_.push_back({cqes[i]->user_data, cqes[i]->res, cqes[i]->flags});
+    }
     io_uring_cq_advance(&ring_, n);
   }
 }
@@ -303,20 +326,26 @@ int IoUringMonitor::ReapRing(ReadyList* ready) {
       if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN) Die("io_uring_get_events", -r);
       continue;
     }
-    for (unsigned i = 0; i < n; ++i) pushed += Process(cqes[i]->user_data, cqes[i]->res, ready);
+    for (unsigned i = 0; i < n; ++i) {
+      pushed += Process(cqes[i]->user_data, cqes[i]->res, cqes[i]->flags, ready);
+    }
     io_uring_cq_advance(&ring_, n);
   }
   return pushed;
 }
 
-int IoUringMonitor::Process(uint64_t user_data, int32_t res, ReadyList* ready) {
+int IoUringMonitor::Process(uint64_t user_data, int32_t res, uint32_t cqe_flags,
+                            ReadyList* ready) {
   if (user_data == kCancelTag || user_data == kProbeTag || user_data == LIBURING_UDATA_TIMEOUT) {
     return 0;
   }
   AioHandler* h = reinterpret_cast<AioHandler*>(static_cast<uintptr_t>(user_data));
   const uint64_t flags = h->monitor_flags;
-  h->monitor_flags &= ~(kArmed | kCancelSent | kModified);
+  // A multi-shot poll's completion with F_MORE leaves the request armed.
+  const bool more = (cqe_flags & IORING_CQE_F_MORE) != 0;
+  if (!more) h->monitor_flags &= ~(kArmed | kCancelSent | kModified);
   if (flags & kRemoved) {
+    if (more) return 0;  // the final completion is still to come
     removing_.erase(h);
     h->monitor_flags = 0;
     if (release_) release_(h);
@@ -327,9 +356,14 @@ int IoUringMonitor::Process(uint64_t user_data, int32_t res, ReadyList* ready) {
     revents = FromPoll(static_cast<unsigned>(res));
     // A modified handler hears only about what it now asks for.
     if (flags & kModified) revents &= h->events | kEventError | kEventHangup;
-    if (h->events != 0) QueueRearm(h);
+    if (!more && h->events != 0) QueueRearm(h);
   } else if (res == -ECANCELED) {
     if (h->events != 0) QueueRearm(h);
+  } else if ((flags & kMultishot) && res == -EINVAL) {
+    // A kernel without multi-shot polls (before 5.13): one-shot from now on.
+    h->monitor_flags &= ~kMultishot;
+    QueueRearm(h);
+    return 0;
   } else {
     // The fd is unusable (typically closed while watched). Report it once so
     // the handlers see the error on I/O; re-arming would fail at once.
@@ -337,6 +371,16 @@ int IoUringMonitor::Process(uint64_t user_data, int32_t res, ReadyList* ready) {
     h->monitor_flags |= kFailed;
   }
   if (revents == 0) return 0;
+  if (flags & kMultishot) {
+    // A multi-shot poll may complete twice in one Wait(): report it once.
+    // monitor_data holds the number of the Wait() that last reported it.
+    void* const seq = reinterpret_cast<void*>(static_cast<uintptr_t>(wait_seq_));
+    if (h->monitor_data == seq) {
+      h->revents |= revents;
+      return 0;
+    }
+    h->monitor_data = seq;
+  }
   h->revents = revents;
   ready->Push(h);
   return 1;
@@ -351,7 +395,11 @@ void IoUringMonitor::FlushRearms() {
       continue;
     }
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_poll_add(sqe, h->fd, ToPoll(h->events));
+    if (h->monitor_flags & kMultishot) {
+      io_uring_prep_poll_multishot(sqe, h->fd, ToPoll(h->events));
+    } else {
+      io_uring_prep_poll_add(sqe, h->fd, ToPoll(h->events));
+    }
     io_uring_sqe_set_data64(sqe, reinterpret_cast<uintptr_t>(h));
     h->monitor_flags = (h->monitor_flags & kStateMask & ~kPending) | kArmed;
   }
@@ -383,14 +431,15 @@ int IoUringMonitor::WaitOnce(int64_t timeout_ns) {
 int IoUringMonitor::Drain(ReadyList* ready) {
   int pushed = 0;
   if (!stash_.empty()) {
-    std::vector<std::pair<uint64_t, int32_t>> stash;
+    std::vector<Completion> stash;
     stash.swap(stash_);
-    for (const auto& [user_data, res] : stash) pushed += Process(user_data, res, ready);
+    for (const Completion& c : stash) pushed += Process(c.user_data, c.res, c.flags, ready);
   }
   return pushed + ReapRing(ready);
 }
 
 int IoUringMonitor::Wait(int64_t timeout_ns, ReadyList* ready) {
+  ++wait_seq_;
   // 1. Arm new and just-fired handlers.
   FlushRearms();
 

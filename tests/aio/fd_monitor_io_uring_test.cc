@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -238,6 +239,51 @@ TEST_F(IoUringMonitorTest, ModifyWhileArmed) {
   RemoveAndSettle(&h);
   close(sv[0]);
   close(sv[1]);
+}
+
+// The context's own eventfd (AddNotifier) is watched by one multi-shot
+// poll: each write is reported (once per Wait(), however many writes came
+// in between) without re-arming, and removal still waits for the kernel.
+TEST_F(IoUringMonitorTest, NotifierIsEdgeTriggeredAndReportedOncePerWait) {
+  const int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(efd, 0);
+  auto put = [efd] {
+    uint64_t one = 1;
+    ASSERT_EQ(write(efd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+  };
+  auto drain = [efd] {
+    uint64_t v;
+    return read(efd, &v, sizeof(v)) == static_cast<ssize_t>(sizeof(v));
+  };
+  AioHandler h;
+  h.fd = efd;
+  h.events = kEventRead;
+  ASSERT_EQ(monitor_->AddNotifier(&h), 0);
+  EXPECT_TRUE(WaitReady(0).empty());
+  for (int round = 0; round < 5; ++round) {
+    put();
+    put();  // two wake-ups before the Wait(): one report
+    std::vector<AioHandler*> v = WaitReady(-1);
+    ASSERT_EQ(v.size(), 1u) << round;
+    EXPECT_TRUE(h.revents & kEventRead);
+    h.revents = 0;
+    EXPECT_TRUE(drain());
+    // Drained, and no new write: quiet, even though the poll saw two edges.
+    EXPECT_TRUE(WaitReady(0).empty()) << round;
+  }
+  // A write from another thread wakes a blocking Wait().
+  std::thread writer([&put] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    put();
+  });
+  std::vector<AioHandler*> v = WaitReady(-1);
+  writer.join();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_TRUE(drain());
+  RemoveAndSettle(&h);  // the multi-shot poll is cancelled, then released
+  put();
+  EXPECT_TRUE(WaitReady(0).empty());
+  close(efd);
 }
 
 TEST_F(IoUringMonitorTest, RemoveWithPollInFlightReleasesLater) {

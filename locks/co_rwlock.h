@@ -14,6 +14,9 @@
 #ifndef AIOCO_LOCKS_CO_RWLOCK_H_
 #define AIOCO_LOCKS_CO_RWLOCK_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include "absl/base/thread_annotations.h"
 #include "locks/co_mutex.h"
 
@@ -31,11 +34,24 @@ class Coroutine;
 // ticket before its coroutine is woken, so nobody can slip in between; a
 // woken reader wakes the next ticket if it is also a reader.
 //
-// State (`owners`):
+// Readers and writers first try a lock-free fast path on one atomic word;
+// the internal CoMutex is taken only when somebody has to queue, or to hand
+// the lock to a queued ticket. While nobody is queued and no writer holds
+// the lock, RdLock() and Unlock() of a read lock are one compare-and-swap
+// each. A writer that cannot take the lock at once sets the "queued" bit,
+// which sends every later reader to the queue behind it, and is granted the
+// lock by the last reader to leave. A locker that finds the lock held
+// against it while nobody is queued spins for a few microseconds first
+// (a holder on another thread may leave soon), then queues; a reader facing
+// a writer of its own context queues at once.
 //
-//   owners == 0   free
-//   owners  > 0   held by that many readers
-//   owners == -1  held by one writer
+// State (`state_`, see co_rwlock.cc):
+//
+//   readers  writer  queued
+//   0        0       0       free
+//   n > 0    0       0       held by n readers; readers enter lock-free
+//   0        1       0       held by one writer
+//   as above         1       tickets queued: every newcomer queues too
 //
 // Upgrade() gives up the read lock and queues for the write lock at the tail:
 // writers queued before it run first (it is not atomic). Downgrade() turns
@@ -70,7 +86,8 @@ class ABSL_LOCKABLE CoRwlock {
   // CoRwlock::Downgrade()
   //
   // Turns the caller's write lock into a read lock, waking queued readers at
-  // the head of the queue. Never blocks for the lock itself.
+  // the head of the queue. Never blocks for the lock itself (it takes the
+  // internal CoMutex, briefly, only when tickets are queued).
   void Downgrade() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // CoRwlock::Unlock()
@@ -93,14 +110,42 @@ class ABSL_LOCKABLE CoRwlock {
     Ticket* next;
   };
 
+  // Bits of state_ (see co_rwlock.cc for the protocol).
+  static constexpr uint32_t kWriter = 1;  // a writer holds the lock
+  static constexpr uint32_t kQueued = 2;  // head_ != nullptr
+  static constexpr uint32_t kReader = 4;  // one reader; readers = state / kReader
+
+  // Takes mutex_, then acquires like RdLock()/WrLock() but in ticket order,
+  // queueing and yielding when the lock is not free for the caller.
+  void LockSlowPath(Coroutine* self, bool read) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Retries the lock-free acquire for a bounded time while nobody is queued
+  // (see step 1b in co_rwlock.cc). True: acquired.
+  bool Spin(bool read);
+  // Records the caller's context in writer_ctx_.
+  void NoteWriter();
+  // Upgrade() without NoteWriter().
+  void UpgradeToWriter() ABSL_LOCKS_EXCLUDED(mutex_);
+  // Read and write halves of Unlock().
+  void ReadUnlock(uint32_t state) ABSL_LOCKS_EXCLUDED(mutex_);
+  void WriteUnlock(uint32_t state) ABSL_LOCKS_EXCLUDED(mutex_);
+
+  // Appends `ticket`, setting kQueued if the queue was empty.
   void Enqueue(Ticket* ticket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  // Grants the lock to the head ticket if it is compatible with owners_,
-  // releases mutex_, then wakes that ticket's coroutine.
+  // If the head ticket is compatible with state_, grants it the lock
+  // (updating state_), unlinks it and returns it; otherwise nullptr.
+  Ticket* GrantHead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // GrantHead(), releases mutex_, then wakes the granted ticket's coroutine.
   void MaybeWakeOne() ABSL_UNLOCK_FUNCTION(mutex_);
   static void WaitForGrant(Ticket* ticket);
 
   CoMutex mutex_;
-  int owners_ ABSL_GUARDED_BY(mutex_) = 0;
+  // Reader count, kWriter and kQueued. Changed only by read-modify-writes
+  // (so every release heads a release sequence that later RMWs continue);
+  // kWriter and kQueued are set and cleared lock-free only while kQueued is
+  // clear, otherwise under mutex_.
+  std::atomic<uint32_t> state_{0};
+  // Context of the last coroutine that took the write lock (see Spin()).
+  std::atomic<AioContext*> writer_ctx_{nullptr};
   Ticket* head_ ABSL_GUARDED_BY(mutex_) = nullptr;
   Ticket* tail_ ABSL_GUARDED_BY(mutex_) = nullptr;
 };

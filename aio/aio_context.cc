@@ -409,7 +409,8 @@ bool AioContext::DispatchHandlers(AioHandler* ready_head, bool* notifier_fired) 
     h->revents = 0;
     if (revents == 0 || h->deleted) continue;
     if (h == notifier_handler_) {
-      aio_internal::EventFdTestAndClear(notify_fd_);
+      // Edge-triggered monitors report each write without a drain.
+      if (!monitor_->NotifierEdgeTriggered()) aio_internal::EventFdTestAndClear(notify_fd_);
       *notifier_fired = true;
       continue;
     }

@@ -73,10 +73,14 @@ class FdMonitor {
   // Starts watching `h` (h->fd, h->events). Returns -errno on failure (e.g.
   // EPERM for a regular file under epoll) and leaves `h` unwatched.
   virtual int Add(AioHandler* h) = 0;
-  // Add() for the owning context's own eventfd, which it drains every time
-  // it is reported: a backend may watch it edge-triggered (io_uring: one
-  // multi-shot poll instead of one poll per wake-up).
+  // Add() for the owning context's own eventfd. A backend may watch it
+  // edge-triggered (epoll: EPOLLET; io_uring: one multi-shot poll instead of
+  // one poll per wake-up): every write is then reported by a Wait() (the
+  // same one or the next), and the context need not read the eventfd.
   virtual int AddNotifier(AioHandler* h) { return Add(h); }
+  // Whether the notifier is watched edge-triggered now. If not, the context
+  // drains it whenever it is reported, or it would stay ready.
+  virtual bool NotifierEdgeTriggered() const { return false; }
   // `h->events` changed; rearm. Returns -errno on failure.
   virtual int Modify(AioHandler* h) = 0;
   // Stops watching `h`. True: the monitor no longer references `h` and the

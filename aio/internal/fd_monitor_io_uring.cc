@@ -22,8 +22,9 @@
 //      kMultishot  the context's own eventfd (AddNotifier()): armed as a
 //                  multi-shot poll, whose completions carry IORING_CQE_F_MORE
 //                  while it stays armed; it is re-armed only when one
-//                  arrives without it. Edge-triggered is enough there: the
-//                  context drains the eventfd whenever it is reported.
+//                  arrives without it. Each eventfd write wakes the poll
+//                  again, so the context need not drain the counter
+//                  (NotifierEdgeTriggered()).
 //  * rearm_: handlers whose POLL_ADD is queued at the start of the next
 //    Wait() (new ones, and ones whose poll just completed: they are re-armed
 //    only after their handlers ran, so a consumed event is not reported
@@ -156,8 +157,17 @@ class IoUringMonitor final : public FdMonitor {
   // edge-triggered multi-shot poll serves it: armed once, not per wake-up.
   int AddNotifier(AioHandler* h) override {
     int r = Add(h);
-    if (r == 0) h->monitor_flags |= kMultishot;
+    if (r == 0) {
+      h->monitor_flags |= kMultishot;
+      notifier_ = h;
+    }
     return r;
+  }
+
+  // True while the notifier's multi-shot poll is in use (not after the
+  // one-shot fallback).
+  bool NotifierEdgeTriggered() const override {
+    return notifier_ != nullptr && (notifier_->monitor_flags & kMultishot) != 0;
   }
 
   int Modify(AioHandler* h) override {
@@ -172,6 +182,7 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   bool Remove(AioHandler* h) override {
+    if (h == notifier_) notifier_ = nullptr;
     if (h->monitor_flags & kPending) UnqueueRearm(h);
     if (!(h->monitor_flags & kArmed)) {
       h->monitor_flags = 0;
@@ -220,6 +231,7 @@ class IoUringMonitor final : public FdMonitor {
 
   const ReleaseFn release_;
   uint64_t wait_seq_ = 0;  // Wait() calls so far (see Process())
+  AioHandler* notifier_ = nullptr;  // from AddNotifier()
   struct io_uring ring_;
   bool initialized_ = false;
   std::vector<AioHandler*> rearm_;

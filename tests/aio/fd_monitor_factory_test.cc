@@ -1,8 +1,15 @@
 // Backend selection: kAuto prefers io_uring and falls back to epoll (forced
 // with AIOCO_DISABLE_IO_URING=1); an explicit backend that cannot be used is
-// an error from AioContext::Create().
+// an error from AioContext::Create(). Also each backend's watch of the
+// context's own eventfd (AddNotifier): edge-triggered on epoll and io_uring
+// (reported per write, never drained), level-triggered on poll.
 
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
 
 #include "aio/aio_context.h"
 #include "aio/fd_monitor_kind.h"
@@ -94,6 +101,50 @@ TEST(FdMonitorFactoryTest, InvalidPollParameters) {
   opts.reply_poll_ns = -1;
   EXPECT_EQ(AioContext::Create(opts).status().code(), absl::StatusCode::kInvalidArgument);
 }
+
+// --- The notifier eventfd, per backend ----------------------------------------
+
+class NotifierTest : public ::testing::TestWithParam<FdMonitorKind> {};
+
+TEST_P(NotifierTest, ReportedOncePerWriteWhenEdgeTriggered) {
+  absl::StatusOr<std::unique_ptr<aio_internal::FdMonitor>> m =
+      aio_internal::NewFdMonitor(GetParam(), [](aio_internal::AioHandler*) {});
+  if (!m.ok()) GTEST_SKIP() << "backend unavailable here: " << m.status();
+  aio_internal::FdMonitor& monitor = **m;
+  const int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(efd, 0);
+  aio_internal::AioHandler h;
+  h.fd = efd;
+  h.events = aio_internal::kEventRead;
+  ASSERT_EQ(monitor.AddNotifier(&h), 0);
+  const bool edge = monitor.NotifierEdgeTriggered();
+  EXPECT_EQ(edge, GetParam() != FdMonitorKind::kPoll);
+  auto wait = [&monitor, &h](int64_t timeout_ns) {
+    aio_internal::ReadyList ready;
+    int n = monitor.Wait(timeout_ns, &ready);
+    EXPECT_TRUE(n == 0 || (n == 1 && ready.head == &h && ready.tail == &h)) << n;
+    h.revents = 0;
+    return n;
+  };
+  EXPECT_EQ(wait(0), 0);
+  const uint64_t one = 1;
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_EQ(write(efd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+    EXPECT_EQ(wait(-1), 1) << round;
+    // Not drained: an edge-triggered watch stays quiet until the next
+    // write, a level-triggered one reports it again.
+    EXPECT_EQ(wait(0), edge ? 0 : 1) << round;
+  }
+  monitor.Remove(&h);
+  close(efd);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, NotifierTest,
+                         ::testing::Values(FdMonitorKind::kEpoll, FdMonitorKind::kIoUring,
+                                           FdMonitorKind::kPoll),
+                         [](const ::testing::TestParamInfo<FdMonitorKind>& info) {
+                           return std::string(FdMonitorKindName(info.param));
+                         });
 
 }  // namespace
 }  // namespace aioco

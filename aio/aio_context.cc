@@ -87,6 +87,7 @@
 #include "aio/internal/full_fence.h"
 #include "aio/internal/fd_monitor.h"
 #include "coroutine/internal/access.h"
+#include "coroutine/internal/cpu_relax.h"
 #include "timers/timer_list.h"
 
 namespace aioco {
@@ -117,13 +118,7 @@ constexpr int64_t kYieldedNs = 20000;      // a yield this long ends the busy po
   std::abort();
 }
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
+using coroutine_internal::CpuRelax;
 
 inline int64_t NowNs() { return ClockNs(ClockType::kMonotonic); }
 

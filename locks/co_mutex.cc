@@ -62,6 +62,7 @@
 #include "aio/aio_context.h"
 #include "coroutine/coroutine.h"
 #include "coroutine/internal/access.h"
+#include "coroutine/internal/cpu_relax.h"
 #include "locks/internal/check.h"
 
 namespace aioco {
@@ -80,15 +81,7 @@ using coroutine_internal::Access;
 constexpr int kSpinPauses = 4096;
 constexpr int kMaxPausesBetweenChecks = 16;
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#else
-  asm volatile("" ::: "memory");
-#endif
-}
+using coroutine_internal::CpuRelax;
 
 }  // namespace
 

@@ -87,6 +87,7 @@
 #include "aio/aio_context.h"
 #include "coroutine/coroutine.h"
 #include "coroutine/internal/access.h"
+#include "coroutine/internal/cpu_relax.h"
 #include "locks/internal/check.h"
 
 namespace aioco {
@@ -190,15 +191,7 @@ void CoRwlock::WaitForGrant(Ticket*) { Coroutine::Yield(); }
 constexpr int kSpinPauses = 1024;
 constexpr int kMaxPausesBetweenChecks = 16;
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#else
-  asm volatile("" ::: "memory");
-#endif
-}
+using coroutine_internal::CpuRelax;
 
 inline void CoRwlock::NoteWriter() {
   // Relaxed: a hint for Spin(); the line is ours after the acquire RMW.
@@ -230,6 +223,24 @@ bool CoRwlock::Spin(bool read) {
   return false;
 }
 
+bool CoRwlock::GrantAndWait(Coroutine* self, Ticket* ticket) {
+  Ticket* granted = GrantHead();
+  Coroutine* to_wake = granted != nullptr ? granted->co : nullptr;
+  mutex_.unlock();
+  if (granted == ticket) {
+    // The holder left between our look at state_ and kQueued; we were the
+    // only ticket, so nobody waits behind us.
+    ReleaseMarker(self);
+    return false;
+  }
+  if (to_wake != nullptr) {  // a ticket ahead of us that was due anyway
+    ReleaseMarker(to_wake);
+    CoWake(to_wake);
+  }
+  WaitForGrant(ticket);
+  return true;
+}
+
 void CoRwlock::LockSlowPath(Coroutine* self, bool read) {
   if (Spin(read)) return;
   mutex_.lock();
@@ -247,20 +258,7 @@ void CoRwlock::LockSlowPath(Coroutine* self, bool read) {
   }
   Ticket ticket{read, self, nullptr};
   Enqueue(&ticket);
-  Ticket* granted = GrantHead();
-  Coroutine* to_wake = granted != nullptr ? granted->co : nullptr;
-  mutex_.unlock();
-  if (granted == &ticket) {
-    // The holder left between our look at state_ and kQueued; we were the
-    // only ticket, so nobody waits behind us.
-    ReleaseMarker(self);
-    return;
-  }
-  if (to_wake != nullptr) {  // a ticket ahead of us that was due anyway
-    ReleaseMarker(to_wake);
-    CoWake(to_wake);
-  }
-  WaitForGrant(&ticket);
+  if (!GrantAndWait(self, &ticket)) return;
   if (read) {
     // Granted: state_ already counts us. Pass the grant on to a reader
     // queued right behind us.
@@ -340,18 +338,7 @@ void CoRwlock::UpgradeToWriter() {
   // Acq_rel: the release orders our reads before the next writer's
   // GrantHead() acquire; the acquire keeps the release sequence going.
   state_.fetch_sub(kReader, std::memory_order_acq_rel);
-  Ticket* granted = GrantHead();
-  Coroutine* to_wake = granted != nullptr ? granted->co : nullptr;
-  mutex_.unlock();
-  if (granted == &ticket) {
-    ReleaseMarker(self);
-    return;
-  }
-  if (to_wake != nullptr) {
-    ReleaseMarker(to_wake);
-    CoWake(to_wake);
-  }
-  WaitForGrant(&ticket);
+  GrantAndWait(self, &ticket);
 }
 
 void CoRwlock::Downgrade() {

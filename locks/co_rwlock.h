@@ -118,6 +118,10 @@ class ABSL_LOCKABLE CoRwlock {
   // Takes mutex_, then acquires like RdLock()/WrLock() but in ticket order,
   // queueing and yielding when the lock is not free for the caller.
   void LockSlowPath(Coroutine* self, bool read) ABSL_LOCKS_EXCLUDED(mutex_);
+  // With our `ticket` queued: step 3 (GrantHead()), releases mutex_, wakes
+  // a granted ticket ahead of ours, and yields until ours is granted. False:
+  // ours was granted at once (no yield).
+  bool GrantAndWait(Coroutine* self, Ticket* ticket) ABSL_UNLOCK_FUNCTION(mutex_);
   // Retries the lock-free acquire for a bounded time while nobody is queued
   // (see step 1b in co_rwlock.cc). True: acquired.
   bool Spin(bool read);

@@ -84,7 +84,7 @@
 #include "aio/aio_wait.h"
 #include "aio/internal/context_state.h"
 #include "aio/internal/event_notifier.h"
-#include "aio/internal/full_fence.h"
+#include "coroutine/internal/full_fence.h"
 #include "aio/internal/fd_monitor.h"
 #include "coroutine/internal/access.h"
 #include "coroutine/internal/cpu_relax.h"
@@ -286,7 +286,7 @@ void AioContext::Notify() {
   notified_.store(true, std::memory_order_release);
   // Full fence: the flag store before the notify_me_ load (Dekker; pairs
   // with the fence in Poll() step 4).
-  aio_internal::FullFence();
+  coroutine_internal::FullFence();
   // Relaxed: ordered by the fence above.
   if (notify_me_.load(std::memory_order_relaxed) != 0) aio_internal::EventFdSet(notify_fd_);
 }
@@ -301,7 +301,7 @@ void AioContext::NotifyAccept() {
     notified_.store(false, std::memory_order_relaxed);
     // Full fence: the clear before reading the lists the notifier published
     // to (pairs with the fence in Notify()).
-    aio_internal::FullFence();
+    coroutine_internal::FullFence();
   }
 }
 
@@ -545,7 +545,7 @@ bool AioContext::Poll(bool blocking) {
   if (use_notify_me) {
     // Relaxed: single writer; the fence orders it before the notified_ load.
     notify_me_.store(notify_me_.load(std::memory_order_relaxed) + 2, std::memory_order_relaxed);
-    aio_internal::FullFence();
+    coroutine_internal::FullFence();
     // Acquire: pairs with the release store in Notify().
     if (notified_.load(std::memory_order_acquire)) timeout = 0;
   }

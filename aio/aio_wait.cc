@@ -23,7 +23,7 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "aio/internal/full_fence.h"
+#include "coroutine/internal/full_fence.h"
 #include "coroutine/coroutine.h"
 #include "coroutine/internal/access.h"
 
@@ -67,7 +67,7 @@ AioWaiter::AioWaiter(AioContext* ctx, const char* function) {
   r.num_waiters.fetch_add(1, std::memory_order_seq_cst);
   // Full fence: the count before the first evaluation of the condition
   // (pairs with the fence in AioWaitKick()).
-  aio_internal::FullFence();
+  coroutine_internal::FullFence();
 }
 
 AioWaiter::~AioWaiter() {
@@ -143,7 +143,7 @@ void KickWaiters() { KickWaitersExcept(nullptr); }
 void KickWaitersAfterProgress(AioContext* ctx) {
   // Full fence: the progress's writes before the count load (pairs with the
   // fence in AioWaiter's constructor), as in AioWaitKick().
-  aio_internal::FullFence();
+  coroutine_internal::FullFence();
   if (NumWaiters() == 0) return;
   // Only this loop's own waiters are registered: they re-evaluate anyway.
   Registry& r = GetRegistry();
@@ -163,7 +163,7 @@ void KickWaitersAfterProgress(AioContext* ctx) {
 void AioWaitKick() {
   // Full fence: the caller's condition write before the count load (pairs
   // with the fence in AioWaiter's constructor).
-  aio_internal::FullFence();
+  coroutine_internal::FullFence();
   if (aio_internal::NumWaiters() == 0) return;
   aio_internal::KickWaiters();
 }

@@ -63,6 +63,7 @@
 #include "coroutine/coroutine.h"
 #include "coroutine/internal/access.h"
 #include "coroutine/internal/cpu_relax.h"
+#include "coroutine/internal/full_fence.h"
 #include "locks/internal/check.h"
 
 namespace aioco {
@@ -182,7 +183,7 @@ void CoMutex::LockSlowPath(AioContext* ctx, Coroutine* self) {
 
   // Our record must be visible before we read handoff_; pairs with the
   // fence after the token store in unlock().
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  coroutine_internal::FullFence();
 
   // Relaxed: ordered by the fence above; the CAS re-validates.
   unsigned old = handoff_.load(std::memory_order_relaxed);
@@ -241,7 +242,7 @@ void CoMutex::unlock() {
     unsigned our = sequence_;
     handoff_.store(our);
     // Pairs with the fence after the push in LockSlowPath().
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    coroutine_internal::FullFence();
 
     // Still nothing queued: the locker will find the token.
     if (!HasWaiters()) break;

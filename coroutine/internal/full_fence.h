@@ -1,9 +1,10 @@
 // -----------------------------------------------------------------------------
-// File: aio/internal/full_fence.h
+// File: coroutine/internal/full_fence.h
 // -----------------------------------------------------------------------------
 //
 // FullFence(): the sequentially consistent fence of the Dekker-style
-// handshakes in //aio (Notify()/Poll(), AioWaitKick()/AioWaitWhile()).
+// handshakes in //aio (Notify()/Poll(), AioWaitKick()/AioWaitWhile()) and
+// //locks (CoMutex's hand-off token).
 //
 // Thread safety: thread-safe.
 //
@@ -13,13 +14,13 @@
 // that word's modification order, which TSan does understand. Elsewhere it
 // is the plain fence.
 
-#ifndef AIOCO_AIO_INTERNAL_FULL_FENCE_H_
-#define AIOCO_AIO_INTERNAL_FULL_FENCE_H_
+#ifndef AIOCO_COROUTINE_INTERNAL_FULL_FENCE_H_
+#define AIOCO_COROUTINE_INTERNAL_FULL_FENCE_H_
 
 #include <atomic>
 
 namespace aioco {
-namespace aio_internal {
+namespace coroutine_internal {
 
 #if defined(__SANITIZE_THREAD__)
 inline std::atomic<unsigned> tsan_fence_word{0};
@@ -28,7 +29,7 @@ inline void FullFence() { tsan_fence_word.fetch_add(1, std::memory_order_seq_cst
 inline void FullFence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 #endif
 
-}  // namespace aio_internal
+}  // namespace coroutine_internal
 }  // namespace aioco
 
-#endif  // AIOCO_AIO_INTERNAL_FULL_FENCE_H_
+#endif  // AIOCO_COROUTINE_INTERNAL_FULL_FENCE_H_

@@ -48,6 +48,11 @@
 //         sleeping CPU. Halved on a miss (floor 1 us), doubled on a hit; an
 //         answer that is already here when the loop would not block is a
 //         hit. After 2 us a spin yields the CPU between checks (BusyPoll()).
+//         At most half the CPUs spin at once, process-wide; a loop that
+//         finds every slot taken (more loops than spare CPUs) yields the
+//         CPU once and re-checks instead: the threads waiting for a CPU,
+//         the peer among them, run first, and the answer is often there
+//         when it gets the CPU back, which saves a sleep and a wake-up.
 //   4. Announce the blocking phase (notify_me_ += 2, fence) and re-check
 //      notified_; a hit makes the timeout 0.
 //   5. Ask the fd monitor for ready handlers, waiting up to the timeout. Skip
@@ -519,6 +524,16 @@ bool AioContext::Poll(bool blocking) {
       if (reply_ns_ > window && ClaimReplySpinner()) {
         window = reply_ns_;
         spinner = true;
+      } else if (window == 0) {
+        // Every spin slot is taken: more loops than spare CPUs. Let the
+        // threads that wait for a CPU (the peer among them) run once
+        // before we sleep; the answer may be here when we get it back.
+        sched_yield();
+        // Relaxed: as in BusyPoll().
+        if (notified_.load(std::memory_order_relaxed)) {
+          timeout = 0;
+          notifier_fired = true;
+        }
       }
     }
     if (window > 0) {

@@ -84,8 +84,10 @@ struct AioContextOptions {
   // cross-thread exchange finds it awake: no eventfd write by the peer and
   // no sleeping-CPU wake-up here. The window adapts: it halves (down to
   // 1 us) each time no answer came in it and doubles (up to this ceiling)
-  // each time one did. Fd events that arrive during the spin are seen when
-  // it ends. 0 turns it off.
+  // each time one did. At most half the CPUs spin at once, process-wide; a
+  // loop that finds no free slot yields the CPU once before it sleeps. Fd
+  // events that arrive during the spin are seen when it ends. 0 turns it
+  // off.
   int64_t reply_poll_ns = 32000;
 };
 

@@ -189,10 +189,17 @@ CoroutinePoolStats IoThreadGroup::NodePoolStats(int node) const {
     total.created += s.created;
     total.reused += s.reused;
     total.global_free = s.global_free;
-    total.domain_free = s.domain_free;
     total.max_global = s.max_global;
   }
   return total;
+}
+
+size_t IoThreadGroup::NodePoolDomainFree(int node) const {
+  std::vector<AioContext*> contexts = NodeContexts(node);
+  if (contexts.empty()) return 0;
+  size_t free = 0;
+  RunOnEachAndWait({contexts[0]}, [&free](size_t) { free = GetCoroutinePoolDomainFree(); });
+  return free;
 }
 
 unsigned IoThreadGroup::NodePoolReservation(int node) const {

@@ -22,7 +22,8 @@
 // allocated on that thread and (2) raises the global pool limit by that many
 // per thread (Coroutine::IncPoolSize), accounted per node and given back
 // (DecPoolSize) when the group is destroyed. NodePoolStats() sums the
-// per-thread pool statistics of a node's threads plus its domain's list.
+// per-thread pool statistics of a node's threads; NodePoolDomainFree()
+// counts the node's list of the global pool.
 //
 // Thread safety: after Create() returns, every accessor is thread-safe
 // (the layout is immutable); Next()/NextOnNode() use atomic counters.
@@ -105,10 +106,14 @@ class IoThreadGroup {
   AioContext* NextOnNode(int node);
 
   // Sum of the pool statistics of `node`'s threads (local_free, created and
-  // reused summed; domain_free is the node's global list, global_free and
-  // max_global the whole global pool). Runs a one-shot on each of the node's
-  // threads and waits.
+  // reused summed; global_free/max_global as seen by them). Runs a one-shot
+  // on each of the node's threads and waits.
   CoroutinePoolStats NodePoolStats(int node) const;
+
+  // Coroutines in `node`'s list of the global pool (its pool domain; 0 for
+  // an unknown node). Runs a one-shot on one of the node's threads and
+  // waits.
+  size_t NodePoolDomainFree(int node) const;
 
   // Stacks the group added to the global pool limit for `node`.
   unsigned NodePoolReservation(int node) const;

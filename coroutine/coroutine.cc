@@ -574,11 +574,14 @@ CoroutinePoolStats GetCoroutinePoolStats() {
   CoroutinePoolStats s;
   s.local_free = local;
   s.global_free = coroutine_internal::GlobalPoolSize();
-  s.domain_free = coroutine_internal::DomainPoolSize(ts->pool.domain);
   s.max_global = coroutine_internal::GlobalPoolLimit();
   s.created = ts->pool.created;
   s.reused = ts->pool.reused;
   return s;
+}
+
+size_t GetCoroutinePoolDomainFree() {
+  return coroutine_internal::DomainPoolSize(CurrentThreadState()->pool.domain);
 }
 
 }  // namespace aioco

@@ -309,7 +309,6 @@ class Coroutine {
 struct CoroutinePoolStats {
   size_t local_free;   // coroutines in this thread's pool now
   size_t global_free;  // coroutines in the global pool now (all domains)
-  size_t domain_free;  // of which in this thread's domain
   size_t max_global;   // the global pool's current limit
   size_t created;      // coroutines (stacks) newly allocated by this thread
   size_t reused;       // Create() calls on this thread served from a pool
@@ -319,6 +318,13 @@ struct CoroutinePoolStats {
 //
 // This thread's local view plus the global pool. Thread-safe.
 CoroutinePoolStats GetCoroutinePoolStats();
+
+// GetCoroutinePoolDomainFree()
+//
+// Coroutines in the global list of the calling thread's pool domain (part
+// of CoroutinePoolStats::global_free; see Coroutine::SetThreadPoolDomain).
+// Thread-safe.
+size_t GetCoroutinePoolDomainFree();
 
 }  // namespace aioco
 

@@ -219,8 +219,8 @@ TEST(IoThreadGroupTest, PerNodeCoroutinePools) {
     // Stacks that overflow a node-1 thread's pool land in node 1's list.
     constexpr unsigned kRoom = 1024;  // so the overflow is kept, not freed
     Coroutine::IncPoolSize(kRoom);
-    const size_t node0_before = g.NodePoolStats(0).domain_free;
-    const size_t node1_before = g.NodePoolStats(1).domain_free;
+    const size_t node0_before = g.NodePoolDomainFree(0);
+    const size_t node1_before = g.NodePoolDomainFree(1);
     std::latch burst(1);
     ctx->ScheduleOneshot([&burst] {
       std::vector<Coroutine*> live;
@@ -232,8 +232,8 @@ TEST(IoThreadGroupTest, PerNodeCoroutinePools) {
       burst.count_down();
     });
     burst.wait();
-    EXPECT_GT(g.NodePoolStats(1).domain_free, node1_before);
-    EXPECT_EQ(g.NodePoolStats(0).domain_free, node0_before);
+    EXPECT_GT(g.NodePoolDomainFree(1), node1_before);
+    EXPECT_EQ(g.NodePoolDomainFree(0), node0_before);
     Coroutine::DecPoolSize(kRoom);
   }
   EXPECT_EQ(GetCoroutinePoolStats().max_global, max_before);

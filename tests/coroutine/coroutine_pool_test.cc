@@ -130,30 +130,30 @@ TEST(CoroutinePoolTest, DomainsKeepTheirStacks) {
     Coroutine::SetThreadPoolDomain(3);
     EXPECT_EQ(Coroutine::ThreadPoolDomain(), 3u);
     RunBurst(kBigBurst);
-    domain3 = GetCoroutinePoolStats().domain_free;
+    domain3 = GetCoroutinePoolDomainFree();
   }).join();
   EXPECT_GE(domain3, 128u);
   std::thread([domain3] {
     Coroutine::SetThreadPoolDomain(5);
     const CoroutinePoolStats s = GetCoroutinePoolStats();
-    EXPECT_EQ(s.domain_free, 0u);
+    EXPECT_EQ(GetCoroutinePoolDomainFree(), 0u);
     EXPECT_GE(s.global_free, domain3);
     Coroutine::Create(&Nothing, nullptr)->Enter();  // a new stack
     const CoroutinePoolStats t = GetCoroutinePoolStats();
     EXPECT_EQ(t.created, s.created + 1);
     EXPECT_EQ(t.reused, s.reused);
-    EXPECT_EQ(t.domain_free, 0u);
+    EXPECT_EQ(GetCoroutinePoolDomainFree(), 0u);
   }).join();
   std::thread([domain3] {
     Coroutine::SetThreadPoolDomain(3 + Coroutine::kMaxPoolDomains);  // modulo
     EXPECT_EQ(Coroutine::ThreadPoolDomain(), 3u);
     const CoroutinePoolStats s = GetCoroutinePoolStats();
-    EXPECT_EQ(s.domain_free, domain3);
+    EXPECT_EQ(GetCoroutinePoolDomainFree(), domain3);
     Coroutine::Create(&Nothing, nullptr)->Enter();  // a batch from domain 3
     const CoroutinePoolStats t = GetCoroutinePoolStats();
     EXPECT_EQ(t.created, s.created);
     EXPECT_EQ(t.reused, s.reused + 1);
-    EXPECT_EQ(t.domain_free, domain3 - 128);
+    EXPECT_EQ(GetCoroutinePoolDomainFree(), domain3 - 128);
   }).join();
   Coroutine::DecPoolSize(kRaise);
 }

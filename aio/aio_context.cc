@@ -89,10 +89,10 @@
 #include "aio/aio_wait.h"
 #include "aio/internal/context_state.h"
 #include "aio/internal/event_notifier.h"
-#include "coroutine/internal/full_fence.h"
 #include "aio/internal/fd_monitor.h"
 #include "coroutine/internal/access.h"
 #include "coroutine/internal/cpu_relax.h"
+#include "coroutine/internal/full_fence.h"
 #include "timers/timer_list.h"
 
 namespace aioco {
@@ -460,15 +460,12 @@ bool AioContext::BusyPoll(int64_t start, int64_t max_ns, int64_t* now) {
     *now = NowNs();
     if (*now - start >= max_ns) return false;
     if (*now - start >= kPureSpinNs) {
+      const int64_t before_yield = *now;
       sched_yield();
-      const int64_t after = NowNs();
+      *now = NowNs();
       // Another thread got this CPU for a while: the machine has more
       // runnable threads than CPUs, and spinning on only delays them.
-      if (after - *now >= kYieldedNs) {
-        *now = after;
-        return notified_.load(std::memory_order_relaxed);
-      }
-      *now = after;
+      if (*now - before_yield >= kYieldedNs) return notified_.load(std::memory_order_relaxed);
     }
   }
 }

@@ -47,6 +47,9 @@ void RunOnEachAndWait(const std::vector<AioContext*>& contexts, Fn fn) {
   done.wait();
 }
 
+// The coroutine pool domain of a node's threads (nodes below 0: domain 0).
+unsigned PoolDomainOf(int node) { return node >= 0 ? static_cast<unsigned>(node) : 0; }
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<IoThreadGroup>> IoThreadGroup::Create(
@@ -111,7 +114,7 @@ absl::StatusOr<std::unique_ptr<IoThreadGroup>> IoThreadGroup::Create(
   {
     const std::vector<int>& nodes = group->nodes_of_;
     RunOnEachAndWait(group->contexts_, [&nodes](size_t i) {
-      Coroutine::SetThreadPoolDomain(nodes[i] >= 0 ? static_cast<unsigned>(nodes[i]) : 0);
+      Coroutine::SetThreadPoolDomain(PoolDomainOf(nodes[i]));
     });
   }
   if (options.coroutine_pool_per_thread > 0) {
@@ -195,11 +198,7 @@ CoroutinePoolStats IoThreadGroup::NodePoolStats(int node) const {
 }
 
 size_t IoThreadGroup::NodePoolDomainFree(int node) const {
-  std::vector<AioContext*> contexts = NodeContexts(node);
-  if (contexts.empty()) return 0;
-  size_t free = 0;
-  RunOnEachAndWait({contexts[0]}, [&free](size_t) { free = GetCoroutinePoolDomainFree(); });
-  return free;
+  return FindNode(node) == nullptr ? 0 : GetCoroutinePoolDomainFree(PoolDomainOf(node));
 }
 
 unsigned IoThreadGroup::NodePoolReservation(int node) const {

@@ -111,8 +111,7 @@ class IoThreadGroup {
   CoroutinePoolStats NodePoolStats(int node) const;
 
   // Coroutines in `node`'s list of the global pool (its pool domain; 0 for
-  // an unknown node). Runs a one-shot on one of the node's threads and
-  // waits.
+  // an unknown node).
   size_t NodePoolDomainFree(int node) const;
 
   // Stacks the group added to the global pool limit for `node`.

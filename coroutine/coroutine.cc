@@ -581,7 +581,11 @@ CoroutinePoolStats GetCoroutinePoolStats() {
 }
 
 size_t GetCoroutinePoolDomainFree() {
-  return coroutine_internal::DomainPoolSize(CurrentThreadState()->pool.domain);
+  return GetCoroutinePoolDomainFree(CurrentThreadState()->pool.domain);
+}
+
+size_t GetCoroutinePoolDomainFree(unsigned domain) {
+  return coroutine_internal::DomainPoolSize(domain);
 }
 
 }  // namespace aioco

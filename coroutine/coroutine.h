@@ -321,10 +321,12 @@ CoroutinePoolStats GetCoroutinePoolStats();
 
 // GetCoroutinePoolDomainFree()
 //
-// Coroutines in the global list of the calling thread's pool domain (part
-// of CoroutinePoolStats::global_free; see Coroutine::SetThreadPoolDomain).
+// Coroutines in the global list of the calling thread's pool domain, or of
+// `domain` (taken modulo Coroutine::kMaxPoolDomains): part of
+// CoroutinePoolStats::global_free; see Coroutine::SetThreadPoolDomain().
 // Thread-safe.
 size_t GetCoroutinePoolDomainFree();
+size_t GetCoroutinePoolDomainFree(unsigned domain);
 
 }  // namespace aioco
 

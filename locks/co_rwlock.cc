@@ -26,9 +26,8 @@
 //      cannot leave while we spin: a reader facing a writer of its own
 //      context (writer_ctx_, stored by every writer after it acquires and
 //      cleared before it releases; unknown counts as another context)
-//      queues at once. A
-//      writer facing readers cannot tell where they run and spins (bounded,
-//      a few microseconds). A spinning locker holds no ticket; once anybody
+//      queues at once. A writer facing readers cannot tell where they run
+//      and spins (bounded, a few microseconds). A spinning locker holds no ticket; once anybody
 //      queues it stops and queues too, keeping strict FIFO order.
 //   2. Slow acquire: take mutex_ and retry step 1 (kQueued clear means
 //      nobody is queued, so taking the lock keeps ticket order). Otherwise

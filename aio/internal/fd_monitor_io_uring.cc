@@ -153,8 +153,8 @@ class IoUringMonitor final : public FdMonitor {
     return 0;
   }
 
-  // The context's eventfd is drained whenever it is reported, so an
-  // edge-triggered multi-shot poll serves it: armed once, not per wake-up.
+  // The context's eventfd: an edge-triggered multi-shot poll, armed once,
+  // not per wake-up; each write completes it again, so nobody drains it.
   int AddNotifier(AioHandler* h) override {
     int r = Add(h);
     if (r == 0) {

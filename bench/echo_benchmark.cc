@@ -1,14 +1,17 @@
 // Echo server benchmark: examples/echo_server (aioco) against
-// examples/echo_server_asio (Boost.Asio), same protocol, same load.
+// examples/echo_server_asio (Boost.Asio), same protocol, same load, plus
+// bench/echo_server_uring_floor, a hand-written io_uring loop with no runtime
+// and no line framing: the floor that shows how much of a request's CPU time
+// the kernel takes whatever the runtime does.
 //
-//   echo/ping_pong_100conn/{aioco,asio}   100 connections, one request in
-//       flight each, one server thread. Time per iteration is the server's
-//       CPU time (manual time), so items_per_second is requests per second
-//       per server core ("QPS per core") and the report's ratio is the CPU
-//       cost per request of aioco over Asio's.
-//   echo/stream_8conn/{aioco,asio}        8 connections, 16 requests in
+//   echo/ping_pong_100conn/{aioco,asio,uring_floor}   100 connections, one
+//       request in flight each, one server thread. Time per iteration is the
+//       server's CPU time (manual time), so items_per_second is requests per
+//       second per server core ("QPS per core") and the report's ratio is the
+//       CPU cost per request of aioco over the baseline's.
+//   echo/stream_8conn/{...}               8 connections, 16 requests in
 //       flight each, one server thread; same accounting.
-//   echo_scaling/ping_pong/{aioco,asio}/threads:N   N server threads, 50*N
+//   echo_scaling/ping_pong/{...}/threads:N   N server threads, 50*N
 //       connections, wall-clock time: items_per_second is total QPS. Only
 //       for N <= CPUs / 2 (the load generator needs the other half), and only
 //       on machines with at least 4 CPUs.
@@ -18,12 +21,13 @@
 // (examples/echo_client) and stops the server with SIGTERM, checking that it
 // exits cleanly. Server CPU time is the sum of its threads' run time from
 // /proc/<pid>/task/*/schedstat (ns resolution), or utime+stime from
-// /proc/<pid>/stat where schedstat is unavailable.
+// /proc/<pid>/stat where schedstat is unavailable. A server that cannot
+// start (the floor needs Linux 6.1) gives an error row, not a number.
 //
 // The server binaries are found next to this binary's runfiles
-// (<argv0>.runfiles/aioco/examples/...) or in the bazel-bin tree
-// (<dir of argv0>/../examples/...); --echo_server=PATH and
-// --echo_server_asio=PATH override.
+// (<argv0>.runfiles/aioco/{examples,bench}/...) or in the bazel-bin tree
+// (<dir of argv0>/../{examples,bench}/...); --echo_server=PATH,
+// --echo_server_asio=PATH and --echo_server_uring_floor=PATH override.
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -56,17 +60,21 @@ using aioco::echo::LoadOptions;
 using aioco::echo::LoadResult;
 using aioco::echo::RunEchoLoad;
 
-std::string g_server_paths[2];  // [0] aioco, [1] asio
+// The servers, in the order of kImpls.
+constexpr int kNumImpls = 3;
+const char* const kImpls[kNumImpls] = {"aioco", "asio", "uring_floor"};
+std::string g_server_paths[kNumImpls];
 
 bool IsExecutable(const std::string& path) {
   return access(path.c_str(), X_OK) == 0;
 }
 
-std::string FindServer(const std::string& argv0, const std::string& name) {
+std::string FindServer(const std::string& argv0, const std::string& package,
+                       const std::string& name) {
   std::string dir = argv0.substr(0, argv0.find_last_of('/') + 1);
   for (const std::string& candidate :
-       {argv0 + ".runfiles/aioco/examples/" + name,
-        dir + "../examples/" + name}) {
+       {argv0 + ".runfiles/aioco/" + package + "/" + name,
+        dir + "../" + package + "/" + name}) {
     if (IsExecutable(candidate)) return candidate;
   }
   return "";
@@ -258,8 +266,9 @@ void Register(const std::string& name, Scenario sc, int iterations) {
 
 int main(int argc, char** argv) {
   std::string argv0 = argv[0];
-  g_server_paths[0] = FindServer(argv0, "echo_server");
-  g_server_paths[1] = FindServer(argv0, "echo_server_asio");
+  g_server_paths[0] = FindServer(argv0, "examples", "echo_server");
+  g_server_paths[1] = FindServer(argv0, "examples", "echo_server_asio");
+  g_server_paths[2] = FindServer(argv0, "bench", "echo_server_uring_floor");
   int scaling_max = -1;
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
@@ -268,6 +277,8 @@ int main(int argc, char** argv) {
       g_server_paths[0] = a.substr(14);
     } else if (a.rfind("--echo_server_asio=", 0) == 0) {
       g_server_paths[1] = a.substr(19);
+    } else if (a.rfind("--echo_server_uring_floor=", 0) == 0) {
+      g_server_paths[2] = a.substr(26);
     } else if (a.rfind("--echo_scaling_max=", 0) == 0) {
       scaling_max = std::atoi(a.c_str() + 19);
     } else {
@@ -278,14 +289,13 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&rest_argc, rest.data());
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 1;
 
-  const char* impls[2] = {"aioco", "asio"};
-  for (int impl = 0; impl < 2; ++impl) {
+  for (int impl = 0; impl < kNumImpls; ++impl) {
     Scenario pp{impl, 1, LoadOptions{}, true};
     pp.load.connections = 100;
     pp.load.mode = LoadMode::kPingPong;
     pp.load.requests_per_connection = 200;
     pp.load.threads = 1;
-    Register(std::string("echo/ping_pong_100conn/") + impls[impl], pp, 3);
+    Register(std::string("echo/ping_pong_100conn/") + kImpls[impl], pp, 3);
 
     Scenario st{impl, 1, LoadOptions{}, true};
     st.load.connections = 8;
@@ -293,19 +303,19 @@ int main(int argc, char** argv) {
     st.load.pipeline = 16;
     st.load.requests_per_connection = 5000;
     st.load.threads = 1;
-    Register(std::string("echo/stream_8conn/") + impls[impl], st, 3);
+    Register(std::string("echo/stream_8conn/") + kImpls[impl], st, 3);
   }
 
   const int cpus = static_cast<int>(std::thread::hardware_concurrency());
   if (scaling_max < 0) scaling_max = cpus >= 4 ? cpus / 2 : 0;
   for (int n = 1; n <= scaling_max; n *= 2) {
-    for (int impl = 0; impl < 2; ++impl) {
+    for (int impl = 0; impl < kNumImpls; ++impl) {
       Scenario sc{impl, n, LoadOptions{}, false};
       sc.load.connections = 50 * n;
       sc.load.mode = LoadMode::kPingPong;
       sc.load.requests_per_connection = 200;
       sc.load.threads = std::max(1, cpus - n);
-      Register(std::string("echo_scaling/ping_pong/") + impls[impl] +
+      Register(std::string("echo_scaling/ping_pong/") + kImpls[impl] +
                    "/threads:" + std::to_string(n),
                sc, 2);
     }

@@ -116,7 +116,9 @@ cmd_report() {
   ensure_deps
   log "building benchmarks with --config=opt"
   local targets
-  targets=$("${BAZEL[@]}" query 'kind("cc_binary", //bench/...)' 2>/dev/null)
+  # Binaries tagged "not_benchmark" (the echo benchmark's servers) are built
+  # as the benchmarks' data, not run as benchmarks.
+  targets=$("${BAZEL[@]}" query 'kind("cc_binary", //bench/...) except attr("tags", "not_benchmark", //bench/...)' 2>/dev/null)
   [ -n "$targets" ] || die "no benchmark binaries found under //bench"
   # shellcheck disable=SC2086
   "${BAZEL[@]}" build --config=opt $targets

@@ -63,6 +63,17 @@ struct Pipe {
   }
 };
 
+// `n` pipes, or fewer if the process runs out of fds.
+std::vector<std::unique_ptr<Pipe>> OpenPipes(int n) {
+  std::vector<std::unique_ptr<Pipe>> pipes;
+  for (int i = 0; i < n; ++i) {
+    auto p = std::make_unique<Pipe>();
+    if (p->r < 0) break;
+    pipes.push_back(std::move(p));
+  }
+  return pipes;
+}
+
 std::vector<AioHandler*> ToVector(const ReadyList& ready) {
   std::vector<AioHandler*> v;
   for (AioHandler* h = ready.head; h != nullptr; h = h->ready_next) v.push_back(h);
@@ -89,12 +100,28 @@ class IoUringMonitorTest : public ::testing::Test {
     return v;
   }
 
+  // Points `h` at `fd` with interest `events` and adds it; returns Add()'s
+  // result (0 or -errno) for the caller to assert on.
+  int Watch(AioHandler* h, int fd, uint32_t events) {
+    h->fd = fd;
+    h->events = events;
+    return monitor_->Add(h);
+  }
+
   // Removes `h`; if that is deferred, waits (bounded) for its release.
   void RemoveAndSettle(AioHandler* h) {
     if (monitor_->Remove(h)) return;
     const size_t want = released_.size() + 1;
     SettleReleases(want);
     EXPECT_EQ(released_.back(), h);
+  }
+
+  // Removes every handler in `handlers` (none released yet) and waits
+  // (bounded) until each deferred removal has been released.
+  void RemoveAllAndSettle(std::vector<AioHandler>* handlers) {
+    size_t sync_removed = 0;
+    for (AioHandler& h : *handlers) sync_removed += monitor_->Remove(&h) ? 1 : 0;
+    SettleReleases(handlers->size() - sync_removed);
   }
 
   // Runs short Wait()s until `n` handlers in all have been released. A
@@ -120,9 +147,7 @@ TEST_F(IoUringMonitorTest, EmptyWaitDoesNotBlock) {
 TEST_F(IoUringMonitorTest, ReadIsLevelTriggered) {
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   EXPECT_TRUE(WaitReady(0).empty());
 
   p.Put();
@@ -148,9 +173,7 @@ TEST_F(IoUringMonitorTest, ReadIsLevelTriggered) {
 TEST_F(IoUringMonitorTest, WriteReadyAtOnce) {
   Pipe p;
   AioHandler h;
-  h.fd = p.w;
-  h.events = kEventWrite;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.w, kEventWrite), 0);
   std::vector<AioHandler*> v = WaitReady(-1);
   ASSERT_EQ(v.size(), 1u);
   EXPECT_TRUE(h.revents & kEventWrite);
@@ -161,9 +184,7 @@ TEST_F(IoUringMonitorTest, WriteReadyAtOnce) {
 TEST_F(IoUringMonitorTest, HangupReported) {
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   EXPECT_TRUE(WaitReady(0).empty());
   close(p.w);
   p.w = -1;
@@ -178,9 +199,7 @@ TEST_F(IoUringMonitorTest, BadFdRefused) {
   int fd = dup(p.r);
   close(fd);
   AioHandler h;
-  h.fd = fd;
-  h.events = kEventRead;
-  EXPECT_EQ(monitor_->Add(&h), -EBADF);
+  EXPECT_EQ(Watch(&h, fd, kEventRead), -EBADF);
 }
 
 TEST_F(IoUringMonitorTest, RegularFileAlwaysReady) {
@@ -189,9 +208,7 @@ TEST_F(IoUringMonitorTest, RegularFileAlwaysReady) {
   ASSERT_GE(fd, 0);
   unlink(path);
   AioHandler h;
-  h.fd = fd;
-  h.events = kEventRead | kEventWrite;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, fd, kEventRead | kEventWrite), 0);
   for (int i = 0; i < 3; ++i) {
     std::vector<AioHandler*> v = WaitReady(-1);
     ASSERT_EQ(v.size(), 1u);
@@ -205,9 +222,7 @@ TEST_F(IoUringMonitorTest, ModifyWhileArmed) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
   AioHandler h;
-  h.fd = sv[0];
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, sv[0], kEventRead), 0);
   EXPECT_TRUE(WaitReady(0).empty());  // the read poll is now in flight
 
   // Read -> write: the in-flight read poll is cancelled and re-added.
@@ -289,9 +304,7 @@ TEST_F(IoUringMonitorTest, NotifierIsEdgeTriggeredAndReportedOncePerWait) {
 TEST_F(IoUringMonitorTest, RemoveWithPollInFlightReleasesLater) {
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   EXPECT_TRUE(WaitReady(0).empty());  // POLL_ADD submitted, nothing ready
 
   EXPECT_FALSE(monitor_->Remove(&h));  // the kernel still holds the request
@@ -307,9 +320,7 @@ TEST_F(IoUringMonitorTest, RemoveWithPollInFlightReleasesLater) {
 TEST_F(IoUringMonitorTest, RemoveReadyHandlerReleasesOnce) {
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   EXPECT_TRUE(WaitReady(0).empty());
   p.Put();
   // The poll completes in the kernel, but its completion is not reaped
@@ -323,9 +334,7 @@ TEST_F(IoUringMonitorTest, RemoveReadyHandlerReleasesOnce) {
 TEST_F(IoUringMonitorTest, RemoveBeforeArmingIsSynchronous) {
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   EXPECT_TRUE(monitor_->Remove(&h));  // never submitted
   p.Put();
   EXPECT_TRUE(WaitReady(0).empty());
@@ -335,9 +344,7 @@ TEST_F(IoUringMonitorTest, RemoveBeforeArmingIsSynchronous) {
 TEST_F(IoUringMonitorTest, RemoveAfterCompletionIsSynchronous) {
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   p.Put();
   ASSERT_EQ(WaitReady(-1).size(), 1u);  // completed; re-arm only queued
   EXPECT_TRUE(monitor_->Remove(&h));
@@ -348,15 +355,10 @@ TEST_F(IoUringMonitorTest, RemoveAfterCompletionIsSynchronous) {
 TEST_F(IoUringMonitorTest, ManyFds) {
   // More fds than the SQ (128) and CQ (256) rings hold.
   constexpr int kFds = 400;
-  std::vector<std::unique_ptr<Pipe>> pipes;
+  std::vector<std::unique_ptr<Pipe>> pipes = OpenPipes(kFds);
+  if (pipes.size() < kFds) GTEST_SKIP() << "out of fds";
   std::vector<AioHandler> handlers(kFds);
-  for (int i = 0; i < kFds; ++i) {
-    pipes.push_back(std::make_unique<Pipe>());
-    if (pipes.back()->r < 0) GTEST_SKIP() << "out of fds";
-    handlers[i].fd = pipes[i]->r;
-    handlers[i].events = kEventRead;
-    ASSERT_EQ(monitor_->Add(&handlers[i]), 0);
-  }
+  for (int i = 0; i < kFds; ++i) ASSERT_EQ(Watch(&handlers[i], pipes[i]->r, kEventRead), 0);
   EXPECT_TRUE(WaitReady(0).empty());
   for (int i = 0; i < kFds; i += 2) pipes[i]->Put();
 
@@ -385,9 +387,7 @@ TEST_F(IoUringMonitorTest, ManyFds) {
   }
 
   // Removing all of them: each is released exactly once.
-  int sync_removed = 0;
-  for (AioHandler& h : handlers) sync_removed += monitor_->Remove(&h) ? 1 : 0;
-  SettleReleases(kFds - sync_removed);
+  RemoveAllAndSettle(&handlers);
   EXPECT_EQ(std::set<AioHandler*>(released_.begin(), released_.end()).size(), released_.size());
 }
 
@@ -396,15 +396,12 @@ TEST_F(IoUringMonitorTest, AllReadyAtOnceOverflowsCq) {
   // within one submission: more completions than the CQ ring holds (256),
   // which the kernel parks on its overflow list.
   constexpr int kFds = 400;
-  std::vector<std::unique_ptr<Pipe>> pipes;
+  std::vector<std::unique_ptr<Pipe>> pipes = OpenPipes(kFds);
+  if (pipes.size() < kFds) GTEST_SKIP() << "out of fds";
   std::vector<AioHandler> handlers(kFds);
   for (int i = 0; i < kFds; ++i) {
-    pipes.push_back(std::make_unique<Pipe>());
-    if (pipes.back()->r < 0) GTEST_SKIP() << "out of fds";
     pipes[i]->Put();
-    handlers[i].fd = pipes[i]->r;
-    handlers[i].events = kEventRead;
-    ASSERT_EQ(monitor_->Add(&handlers[i]), 0);
+    ASSERT_EQ(Watch(&handlers[i], pipes[i]->r, kEventRead), 0);
   }
   std::set<AioHandler*> seen;
   for (int round = 0; round < 100 && seen.size() < kFds; ++round) {
@@ -416,20 +413,14 @@ TEST_F(IoUringMonitorTest, AllReadyAtOnceOverflowsCq) {
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kFds));
   EXPECT_TRUE(WaitReady(0).empty());
-  int sync_removed = 0;
-  for (AioHandler& h : handlers) sync_removed += monitor_->Remove(&h) ? 1 : 0;
-  SettleReleases(kFds - sync_removed);
+  RemoveAllAndSettle(&handlers);
 }
 
 TEST_F(IoUringMonitorTest, DestroyReleasesInFlightRemovals) {
   Pipe p1, p2;
   AioHandler h1, h2;
-  h1.fd = p1.r;
-  h1.events = kEventRead;
-  h2.fd = p2.r;
-  h2.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h1), 0);
-  ASSERT_EQ(monitor_->Add(&h2), 0);
+  ASSERT_EQ(Watch(&h1, p1.r, kEventRead), 0);
+  ASSERT_EQ(Watch(&h2, p2.r, kEventRead), 0);
   WaitReady(0);
   EXPECT_FALSE(monitor_->Remove(&h1));
   EXPECT_FALSE(monitor_->Remove(&h2));
@@ -441,9 +432,7 @@ TEST_F(IoUringMonitorTest, DestroyReleasesInFlightRemovals) {
 TEST_F(IoUringMonitorTest, CrossThreadWake) {
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   for (int i = 0; i < 20; ++i) {
     std::thread writer([&] { p.Put(); });
     std::vector<AioHandler*> v = WaitReady(-1);
@@ -466,9 +455,7 @@ TEST_F(IoUringMonitorTest, SignalDoesNotEndBlockingWaitEarly) {
   ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
   Pipe p;
   AioHandler h;
-  h.fd = p.r;
-  h.events = kEventRead;
-  ASSERT_EQ(monitor_->Add(&h), 0);
+  ASSERT_EQ(Watch(&h, p.r, kEventRead), 0);
   WaitReady(0);
 
   g_signals.store(0);

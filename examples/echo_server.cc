@@ -6,9 +6,10 @@
 // unchanged, in order. One IoThread per --threads (default: one per usable
 // CPU, see IoThreadGroup), each with its own SO_REUSEPORT listening socket
 // served by an acceptor coroutine (CoYieldUntilFdReadable() + accept4()); one
-// coroutine per connection, reading with recv() and a read handler that stays
-// registered while the connection lives (see OnReadable()), answering with
-// send() and, when the socket is full, CoSend().
+// coroutine per connection, reading and answering through a CoSocket
+// (RecvSome() and Send(), which has CoSend()'s contract), whose read handler
+// stays registered while the connection lives: no fd-monitor update and no
+// recv() that fails with EAGAIN per request.
 //
 // Binds 127.0.0.1 unless --bind says otherwise. --port=0 picks a free port;
 // --port_file receives the port chosen (for scripts and tests).
@@ -78,6 +79,7 @@
 #include "coroutine/coroutine.h"
 #include "locks/co_io.h"
 #include "locks/co_sleep.h"
+#include "locks/co_socket.h"
 #include "timers/clock.h"
 
 ABSL_FLAG(std::string, bind, "127.0.0.1", "address to listen on");
@@ -189,9 +191,8 @@ struct Conn {
   Coroutine* co = nullptr;
   Conn* prev = nullptr;
   Conn* next = nullptr;
-  bool idle_wait = false;   // blocked in WaitReadable(), waiting for a request
-  bool registered = false;  // OnReadable() is the fd's read handler
-  bool fin_sent = false;    // the stop one-shot sent FIN
+  CoSocket* sock = nullptr;  // Serve()'s, while it runs
+  bool fin_sent = false;     // the stop one-shot sent FIN
   char peer[64] = "?";
 };
 
@@ -244,100 +245,29 @@ size_t CountLines(const char* p, size_t n, size_t max_line, size_t* ok_bytes,
 
 // Reads and discards until the peer closes (or `limit` bytes have come),
 // then returns. Used after our FIN so close() does not reset the connection.
-void DrainUntilPeerCloses(int fd, size_t limit) {
+void DrainUntilPeerCloses(CoSocket& sock, size_t limit) {
   char sink[4096];
   size_t total = 0;
   while (total <= limit) {
-    ssize_t n = recv(fd, sink, sizeof(sink), 0);
-    if (n > 0) {
-      total += n;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      CoYieldUntilFdReadable(fd);
-      continue;
-    }
-    return;  // EOF or error
+    ssize_t n = sock.RecvSome(sink, sizeof(sink));
+    if (n <= 0) return;  // end of file or error
+    total += static_cast<size_t>(n);
   }
 }
 
-// Read readiness of an idle connection. The handler stays registered across
-// requests (one registration per connection, not two fd-handler updates per
-// request as CoYieldUntilFdReadable() does): it wakes the coroutine when it
-// waits in WaitReadable() and unregisters itself if the fd becomes readable
-// while the coroutine is busy elsewhere (level-triggered: it would fire again).
-void OnReadable(void* opaque) {
-  Conn* c = static_cast<Conn*>(opaque);
-  if (!c->idle_wait) {
-    c->worker->ctx->SetFdHandler(c->fd, nullptr, nullptr, nullptr);
-    c->registered = false;
-    return;
-  }
-  c->idle_wait = false;
-  CoWake(c->co);
-}
-
-// Coroutine-only: yields until OnReadable() wakes us.
-void WaitReadable(Conn* c) {
-  if (!c->registered) {
-    c->worker->ctx->SetFdHandler(c->fd, &OnReadable, nullptr, c);
-    c->registered = true;
-  }
-  c->idle_wait = true;
-  Coroutine::Yield();
-}
-
-// Helpers from //locks (CoSend's wait, CoYieldUntilFdReadable) replace the
-// fd's handlers while they wait and remove them afterwards.
-void ForgetRegistration(Conn* c) {
-  if (c->registered) {
-    c->worker->ctx->SetFdHandler(c->fd, nullptr, nullptr, nullptr);
-    c->registered = false;
-  }
-}
-
-// Sends all of buf: one send() in the common case, CoSend() (which waits for
-// writability) for whatever the socket did not take at once. Returns the
-// bytes sent or -errno as CoSend() does.
-ssize_t SendAll(Conn* c, const char* buf, size_t len) {
-  ssize_t n;
-  do {
-    n = send(c->fd, buf, len, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(len)) return n;
-  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-  size_t done = n > 0 ? static_cast<size_t>(n) : 0;
-  ForgetRegistration(c);
-  ssize_t rest = CoSend(c->fd, buf + done, len - done);
-  if (rest < 0) return done > 0 ? static_cast<ssize_t>(done) : rest;
-  return static_cast<ssize_t>(done + rest);
-}
-
-// The per-connection coroutine.
+// The per-connection coroutine. Its CoSocket keeps the fd's read handler
+// registered between requests and, after a short read, waits for it instead
+// of calling recv() just to see EAGAIN (see locks/co_socket.h).
 void Serve(Conn* c) {
   Worker* w = c->worker;
-  const int fd = c->fd;
   const size_t max_line = static_cast<size_t>(g_max_line);
+  CoSocket sock(c->fd);
+  c->sock = &sock;
   std::unique_ptr<char[]> buf(new char[kInitialBuffer]);
   size_t cap = kInitialBuffer;
   size_t len = 0;
   enum { kGraceful, kOversized, kBroken } end = kGraceful;
-  // After answering a single request, the next one is usually not there yet
-  // (ping-pong): wait for readability first instead of paying for a recv()
-  // that fails with EAGAIN. When the last recv() brought several requests
-  // (a pipelining client) or filled the buffer, more is likely queued: read
-  // at once.
-  bool wait_first = false;
   for (;;) {
-    if (wait_first) {
-      wait_first = false;
-      if (w->stopping) {
-        // Do not wait for new requests; answer what is already readable.
-      } else {
-        WaitReadable(c);
-      }
-    }
     if (len == cap) {
       size_t new_cap = std::min(cap * 2, max_line + kInitialBuffer);
       std::unique_ptr<char[]> bigger(new char[new_cap]);
@@ -346,7 +276,9 @@ void Serve(Conn* c) {
       cap = new_cap;
     }
     const size_t room = cap - len;
-    ssize_t n = recv(fd, buf.get() + len, room, 0);
+    // While stopping, answer only what is already readable.
+    ssize_t n = w->stopping ? sock.TryRecvSome(buf.get() + len, room)
+                            : sock.RecvSome(buf.get() + len, room);
     if (n > 0) {
       const size_t old = len;
       len += n;
@@ -368,7 +300,7 @@ void Serve(Conn* c) {
         // Arrived after the shutdown FIN: cannot be answered.
         Add(g_stats.refused_after_fin, static_cast<int64_t>(lines));
       } else {
-        ssize_t sent = upto > 0 ? SendAll(c, buf.get(), upto) : 0;
+        ssize_t sent = upto > 0 ? sock.Send(buf.get(), upto) : 0;
         if (sent != static_cast<ssize_t>(upto)) {
           g_log_reset("connection from %s: send failed: %s; closing", c->peer,
                       std::strerror(sent < 0 ? static_cast<int>(-sent) : EPIPE));
@@ -389,21 +321,15 @@ void Serve(Conn* c) {
         end = kOversized;
         break;
       }
-      wait_first = lines <= 1 && static_cast<size_t>(n) < room;
       continue;
     }
     if (n == 0) {
       Add(g_stats.peer_closed);
       break;
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (w->stopping) break;
-      WaitReadable(c);
-      continue;
-    }
+    if (n == -EAGAIN) break;  // stopping, and nothing more to answer
     g_log_reset("connection from %s: receive failed: %s; closing", c->peer,
-                std::strerror(errno));
+                std::strerror(static_cast<int>(-n)));
     Add(g_stats.resets);
     end = kBroken;
     break;
@@ -413,16 +339,17 @@ void Serve(Conn* c) {
         "connection from %s: line longer than %zu bytes; sent error, closing",
         c->peer, max_line);
     Add(g_stats.oversized);
-    if (!c->fin_sent) SendAll(c, kTooLong, sizeof(kTooLong) - 1);
+    if (!c->fin_sent) sock.Send(kTooLong, sizeof(kTooLong) - 1);
   }
-  ForgetRegistration(c);
   if (end != kBroken) {
-    if (!c->fin_sent) shutdown(fd, SHUT_WR);
+    if (!c->fin_sent) shutdown(c->fd, SHUT_WR);
     c->fin_sent = true;
     if (w->stopping) Add(g_stats.drained);
-    DrainUntilPeerCloses(fd, 4 * max_line);
+    DrainUntilPeerCloses(sock, 4 * max_line);
   }
-  close(fd);
+  c->sock = nullptr;
+  sock.Detach();  // before close(): the handler must not outlive the fd
+  close(c->fd);
   Unlink(c);
   delete c;
   // Relaxed: see Stats; main() polls it during shutdown.
@@ -538,7 +465,8 @@ void BeginStop(Worker* w) {
   w->stopping = true;
   if (w->listen_fd >= 0) shutdown(w->listen_fd, SHUT_RDWR);
   for (Conn* c = w->head.next; c != &w->head; c = c->next) {
-    if (c->idle_wait && !c->fin_sent) {
+    // Idle: its coroutine waits for a request (a busy one finishes first).
+    if (c->sock != nullptr && c->sock->waiting_to_read() && !c->fin_sent) {
       shutdown(c->fd, SHUT_WR);
       c->fin_sent = true;
     }

@@ -23,6 +23,7 @@
 #include "coroutine/coroutine.h"
 #include "gtest/gtest.h"
 #include "tests/locks/locks_test_util.h"
+#include "tests/locks/socket_test_util.h"
 
 namespace aioco {
 namespace {
@@ -30,43 +31,10 @@ namespace {
 using locks_testing::IoThreads;
 using locks_testing::RunCoroutines;
 using locks_testing::RunInCoroutine;
-
-void SetNonBlocking(int fd) {
-  int flags = fcntl(fd, F_GETFL);
-  ASSERT_GE(flags, 0);
-  ASSERT_EQ(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
-}
-
-struct SocketPair {
-  int fd[2] = {-1, -1};
-  SocketPair() {
-    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd), 0);
-    SetNonBlocking(fd[0]);
-    SetNonBlocking(fd[1]);
-  }
-  ~SocketPair() {
-    for (int f : fd) {
-      if (f >= 0) close(f);
-    }
-  }
-  void Close(int i) {
-    close(fd[i]);
-    fd[i] = -1;
-  }
-};
-
-std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7 + i / 251);
-  return v;
-}
-
-size_t SendBufferSize(int fd) {
-  int size = 0;
-  socklen_t len = sizeof(size);
-  getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len);
-  return static_cast<size_t>(size);
-}
+using locks_testing::Pattern;
+using locks_testing::SendBufferSize;
+using locks_testing::SetNonBlocking;
+using locks_testing::SocketPair;
 
 // Each side sends 8x its socket buffer while the other side does the same,
 // from coroutines in two different IoThreads: both sends must yield on

@@ -1,0 +1,225 @@
+// CoSocket: a resident read handler instead of one registration per wait.
+//
+// State (home thread only, so plain fields):
+//   watch_read_    the read handler should stay registered. Set by a read
+//                  wait; cleared when the handler fires with nobody waiting
+//                  (a level-triggered monitor would otherwise report the fd
+//                  on every iteration until someone reads) and by Detach().
+//   read_set_/write_set_  what is registered now; Update() brings the
+//                  registration in line with watch_read_ and write_waiter_
+//                  with at most one SetFdHandler() call, and none when
+//                  nothing changed (the common case).
+//   readable_seen_ the handler fired with nobody waiting: the next receive
+//                  or WaitReadable() goes ahead without waiting.
+//   drained_       the last receive returned less than asked, so the
+//                  socket was empty then: RecvSome() waits for the handler
+//                  before the next recv() (no recv() that fails with EAGAIN
+//                  per request) as long as the handler is registered and
+//                  has not fired.
+//
+// A waiting coroutine is claimed with the scheduling marker kMarker (as
+// co_io.cc does), so a stray CoWake() or a second scheduler is caught. The
+// handlers update every field before CoWake(): the woken coroutine may
+// destroy the CoSocket before CoWake() returns.
+
+#include "locks/co_socket.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "absl/base/optimization.h"
+#include "aio/aio_context.h"
+#include "coroutine/coroutine.h"
+#include "coroutine/internal/access.h"
+#include "locks/internal/check.h"
+
+namespace aioco {
+namespace {
+
+using coroutine_internal::Access;
+
+constexpr const char kMarker[] = "CoSocket";
+
+}  // namespace
+
+CoSocket::CoSocket(int fd)
+    : ctx_(locks_internal::ContextOrDie("CoSocket::CoSocket()")), fd_(fd) {}
+
+CoSocket::~CoSocket() {
+  if (ABSL_PREDICT_FALSE(read_waiter_ != nullptr || write_waiter_ != nullptr)) {
+    locks_internal::Die("CoSocket::~CoSocket(): fd %d: a coroutine still waits",
+                        fd_);
+  }
+  Detach();
+}
+
+void CoSocket::Detach() {
+  if (ABSL_PREDICT_FALSE(read_waiter_ != nullptr || write_waiter_ != nullptr)) {
+    locks_internal::Die("CoSocket::Detach(): fd %d: a coroutine still waits",
+                        fd_);
+  }
+  watch_read_ = false;
+  readable_seen_ = false;
+  drained_ = false;
+  Update();
+}
+
+void CoSocket::Update() {
+  const bool want_read = watch_read_;
+  const bool want_write = write_waiter_ != nullptr;
+  if (want_read == read_set_ && want_write == write_set_) return;
+  if (ABSL_PREDICT_FALSE(AioContext::Current() != ctx_)) {
+    locks_internal::Die("CoSocket: fd %d used outside its AioContext's thread",
+                        fd_);
+  }
+  ctx_->SetFdHandler(fd_, want_read ? &OnReadable : nullptr,
+                     want_write ? &OnWritable : nullptr, this);
+  read_set_ = want_read;
+  write_set_ = want_write;
+}
+
+void CoSocket::Wake(Coroutine* co, const char* function) {
+  const char* expected = kMarker;
+  // Acq_rel: pairs with the claim in Wait().
+  if (ABSL_PREDICT_FALSE(!Access::scheduled(co).compare_exchange_strong(
+          expected, nullptr, std::memory_order_acq_rel))) {
+    locks_internal::Die("%s: waiting coroutine was scheduled in '%s'",
+                        function, expected != nullptr ? expected : "(nothing)");
+  }
+  CoWake(co);
+}
+
+void CoSocket::OnReadable(void* opaque) {
+  auto* self = static_cast<CoSocket*>(opaque);
+  Coroutine* co = self->read_waiter_;
+  if (co == nullptr) {
+    // Nobody reads now: remember it, and stop watching until the next wait.
+    self->readable_seen_ = true;
+    self->watch_read_ = false;
+    self->Update();
+    return;
+  }
+  self->read_waiter_ = nullptr;
+  self->drained_ = false;
+  Wake(co, "CoSocket (read handler)");  // `self` may be gone after this
+}
+
+void CoSocket::OnWritable(void* opaque) {
+  auto* self = static_cast<CoSocket*>(opaque);
+  Coroutine* co = self->write_waiter_;
+  self->write_waiter_ = nullptr;
+  self->Update();  // the write handler goes; the read handler stays
+  if (co != nullptr) Wake(co, "CoSocket (write handler)");
+}
+
+void CoSocket::Wait(bool write, const char* function) {
+  Coroutine* self = locks_internal::SelfOrDie(function);
+  if (ABSL_PREDICT_FALSE(AioContext::Current() != ctx_)) {
+    locks_internal::Die("%s: fd %d used outside its AioContext", function, fd_);
+  }
+  Coroutine*& slot = write ? write_waiter_ : read_waiter_;
+  if (ABSL_PREDICT_FALSE(slot != nullptr)) {
+    locks_internal::Die("%s: fd %d: another coroutine already waits to %s",
+                        function, fd_, write ? "write" : "read");
+  }
+  const char* expected = nullptr;
+  // Acq_rel per the Access::scheduled() contract; pairs with Wake().
+  if (ABSL_PREDICT_FALSE(!Access::scheduled(self).compare_exchange_strong(
+          expected, kMarker, std::memory_order_acq_rel))) {
+    locks_internal::Die("%s: coroutine was already scheduled in '%s'",
+                        function, expected);
+  }
+  slot = self;
+  if (!write) {
+    watch_read_ = true;
+    readable_seen_ = false;
+  }
+  Update();
+  Coroutine::Yield();
+}
+
+void CoSocket::WaitReadable() {
+  if (readable_seen_) {
+    readable_seen_ = false;  // once: a caller that does not read waits next
+    return;
+  }
+  Wait(/*write=*/false, "CoSocket::WaitReadable()");
+}
+
+void CoSocket::WaitWritable() {
+  Wait(/*write=*/true, "CoSocket::WaitWritable()");
+}
+
+ssize_t CoSocket::TryRecvSome(void* buf, size_t len) {
+  if (len == 0) return -EINVAL;
+  for (;;) {
+    ssize_t n = is_socket_ ? recv(fd_, buf, len, 0) : read(fd_, buf, len);
+    if (n < 0 && errno == ENOTSOCK && is_socket_) {
+      is_socket_ = false;  // a pipe or similar: read() from now on
+      continue;
+    }
+    if (n >= 0) {
+      drained_ = static_cast<size_t>(n) < len;
+      readable_seen_ = false;
+      return n;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      drained_ = true;
+      readable_seen_ = false;
+      return -EAGAIN;
+    }
+    return -errno;
+  }
+}
+
+ssize_t CoSocket::RecvSome(void* buf, size_t len) {
+  for (;;) {
+    if (drained_ && read_set_ && !readable_seen_) {
+      Wait(/*write=*/false, "CoSocket::RecvSome()");
+    }
+    ssize_t n = TryRecvSome(buf, len);
+    if (n != -EAGAIN) return n;
+    if (!read_set_) Wait(/*write=*/false, "CoSocket::RecvSome()");
+  }
+}
+
+ssize_t CoSocket::Recv(void* buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = RecvSome(static_cast<char*>(buf) + done, len - done);
+    if (n == 0) break;  // end of file
+    if (n < 0) return done > 0 ? static_cast<ssize_t>(done) : n;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+ssize_t CoSocket::Send(const void* buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    const char* p = static_cast<const char*>(buf) + done;
+    ssize_t n = is_socket_ ? send(fd_, p, len - done, MSG_NOSIGNAL)
+                           : write(fd_, p, len - done);
+    if (n < 0 && errno == ENOTSOCK && is_socket_) {
+      is_socket_ = false;
+      continue;
+    }
+    if (n >= 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      WaitWritable();
+      continue;
+    }
+    return done > 0 ? static_cast<ssize_t>(done) : -errno;
+  }
+  return static_cast<ssize_t>(done);
+}
+
+}  // namespace aioco

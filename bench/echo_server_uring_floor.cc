@@ -32,8 +32,8 @@
 // connection has at most one send in flight, so its bytes leave in order;
 // what arrives meanwhile is appended to its output buffer and sent when that
 // send completes. SIGINT/SIGTERM are blocked in every thread; main() waits
-// for them with sigwait() and then writes each worker's eventfd, which the
-// worker watches with a multi-shot poll.
+// for them (WaitForStopSignal()) and then writes each worker's eventfd,
+// which the worker watches with a multi-shot poll.
 
 #include <arpa/inet.h>
 #include <liburing.h>
@@ -52,7 +52,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <latch>
 #include <memory>
 #include <string>
@@ -61,6 +60,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "examples/server_process.h"
 
 ABSL_FLAG(std::string, bind, "127.0.0.1", "IPv4 address to listen on");
 ABSL_FLAG(int, port, 7002, "TCP port; 0 picks a free one");
@@ -322,11 +322,8 @@ class Worker {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // inherited by workers
+  // Inherited by the workers: only main() takes SIGINT/SIGTERM.
+  const sigset_t stop_signals = aioco::echo::BlockStopSignals();
 
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -352,13 +349,8 @@ int main(int argc, char** argv) {
     });
   }
   ready.wait();  // publish the port only once every ring is up
-  if (!absl::GetFlag(FLAGS_port_file).empty()) {
-    std::string tmp = absl::GetFlag(FLAGS_port_file) + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::rename(tmp.c_str(), absl::GetFlag(FLAGS_port_file).c_str());
-  }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  aioco::echo::WritePortFile(absl::GetFlag(FLAGS_port_file), port);
+  aioco::echo::WaitForStopSignal(stop_signals);
   for (auto& w : workers) w->Stop();
   for (std::thread& t : running) t.join();
   return 0;

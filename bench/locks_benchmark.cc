@@ -172,24 +172,11 @@ class McsLock {
 
 // --- contended ------------------------------------------------------------
 
-template <int kPerThread>
-void BM_ContendedCoMutex(benchmark::State& state) {
-  aioco::CoMutex mu;
-  int64_t counter = 0;
-  const int ops = OpsPerWorker(kPerThread);
-  RunOnCoroutines(state, kPerThread, [&] {
-    for (int i = 0; i < ops; ++i) {
-      mu.lock();
-      ++counter;
-      mu.unlock();
-    }
-  });
-  CheckCount(state, counter, static_cast<int>(state.range(0)) * kPerThread, ops);
-}
-
-template <int kPerThread>
-void BM_ContendedStdMutexInCoroutines(benchmark::State& state) {
-  std::mutex mu;
+// kPerThread coroutines on each IoThread take `Mutex` (CoMutex, or a
+// std::mutex from the same coroutines) through its lock()/unlock().
+template <typename Mutex, int kPerThread>
+void BM_ContendedInCoroutines(benchmark::State& state) {
+  Mutex mu;
   int64_t counter = 0;
   const int ops = OpsPerWorker(kPerThread);
   RunOnCoroutines(state, kPerThread, [&] {
@@ -325,8 +312,10 @@ void ThreadCounts(benchmark::internal::Benchmark* b) {
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
-BENCHMARK_TEMPLATE(BM_ContendedCoMutex, 1)->Name("locks/contended/aioco")->Apply(ThreadCounts);
-BENCHMARK_TEMPLATE(BM_ContendedStdMutexInCoroutines, 1)
+BENCHMARK_TEMPLATE(BM_ContendedInCoroutines, aioco::CoMutex, 1)
+    ->Name("locks/contended/aioco")
+    ->Apply(ThreadCounts);
+BENCHMARK_TEMPLATE(BM_ContendedInCoroutines, std::mutex, 1)
     ->Name("locks/contended/std_mutex")
     ->Apply(ThreadCounts);
 BENCHMARK(BM_ContendedMcsInCoroutines)->Name("locks/contended/mcs")->Apply(ThreadCounts);
@@ -334,10 +323,10 @@ BENCHMARK(BM_ContendedPthread)->Name("locks/contended/pthread")->Apply(ThreadCou
 
 // 4 coroutines per IoThread: waiters of one thread queue between waiters of
 // the other, so some FIFO hand-offs cross threads.
-BENCHMARK_TEMPLATE(BM_ContendedCoMutex, 4)
+BENCHMARK_TEMPLATE(BM_ContendedInCoroutines, aioco::CoMutex, 4)
     ->Name("locks/contended_4co/aioco")
     ->Apply(ThreadCounts);
-BENCHMARK_TEMPLATE(BM_ContendedStdMutexInCoroutines, 4)
+BENCHMARK_TEMPLATE(BM_ContendedInCoroutines, std::mutex, 4)
     ->Name("locks/contended_4co/std_mutex")
     ->Apply(ThreadCounts);
 

@@ -63,7 +63,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -77,6 +76,7 @@
 #include "aio/fd_monitor_kind.h"
 #include "aio/io_thread_group.h"
 #include "coroutine/coroutine.h"
+#include "examples/server_process.h"
 #include "locks/co_io.h"
 #include "locks/co_sleep.h"
 #include "locks/co_socket.h"
@@ -567,12 +567,7 @@ int Main() {
 
   // SIGINT/SIGTERM are taken by sigwait() in this thread only: block them
   // before any other thread starts so every thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = BlockStopSignals();
 
   IoThreadGroupOptions group_options;
   group_options.num_threads = absl::GetFlag(FLAGS_threads);
@@ -623,20 +618,13 @@ int Main() {
     g_stats.acceptors.fetch_add(1, std::memory_order_relaxed);
     wp->ctx->CoSchedule(Coroutine::Create([wp] { AcceptLoop(wp); }));
   }
-  const std::string port_file = absl::GetFlag(FLAGS_port_file);
-  if (!port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
+  WritePortFile(absl::GetFlag(FLAGS_port_file), port);
   Log("listening on %s:%d with %zu IoThreads (%s), open file limit %d",
       bind_addr.c_str(), port, (*group)->size(),
       std::string(FdMonitorKindName((*group)->context(0)->fd_monitor())).c_str(),
       OpenFileLimit());
 
-  int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
-  }
+  const int sig = WaitForStopSignal(stop_signals);
   Log("%s: stopping; %lld connections open, waiting up to %.1fs for them",
       strsignal(sig),
       static_cast<long long>(g_stats.open.load(std::memory_order_relaxed)),

@@ -23,7 +23,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,6 +34,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "examples/server_process.h"
 
 ABSL_FLAG(std::string, bind, "127.0.0.1", "address to listen on");
 ABSL_FLAG(int, port, 7001, "TCP port; 0 picks a free one");
@@ -161,12 +161,7 @@ class Acceptor {
 
 int Main() {
   g_max_line = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_line)));
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = BlockStopSignals();
 
   int threads = absl::GetFlag(FLAGS_threads);
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
@@ -198,18 +193,11 @@ int Main() {
     acceptors[i]->Start();
     workers.emplace_back([&ioc = *contexts[i]] { ioc.run(); });
   }
-  const std::string port_file = absl::GetFlag(FLAGS_port_file);
-  if (!port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
+  WritePortFile(absl::GetFlag(FLAGS_port_file), port);
   std::fprintf(stderr, "echo_server_asio: listening on %s:%d with %d threads\n",
                absl::GetFlag(FLAGS_bind).c_str(), port, threads);
 
-  int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
-  }
+  const int sig = WaitForStopSignal(stop_signals);
   std::fprintf(stderr, "echo_server_asio: %s: stopping\n", strsignal(sig));
   for (int i = 0; i < threads; ++i) {
     asio::post(*contexts[i], [a = acceptors[i].get()] { a->Close(); });

@@ -27,34 +27,19 @@ namespace {
 
 using testing_internal::EventReadyCb;
 using testing_internal::EventTestData;
-using testing_internal::MonitorAvailable;
 using testing_internal::TestNotifier;
 
-class AioContextTest : public ::testing::TestWithParam<FdMonitorKind> {
+class AioContextTest : public testing_internal::AioContextOnMonitorTest {
  protected:
   void SetUp() override {
-    absl::Status available = MonitorAvailable(GetParam());
-    if (!available.ok()) GTEST_SKIP() << "fd monitor unavailable: " << available;
-    AioContextOptions opts;
-    opts.fd_monitor = GetParam();
-    auto ctx = AioContext::Create(opts);
-    ASSERT_TRUE(ctx.ok()) << ctx.status();
-    ctx_ = std::move(*ctx);
-    ASSERT_EQ(ctx_->fd_monitor(), GetParam());
-    // As QEMU's main loop: this thread's current context.
-    AioContext::SetCurrent(ctx_.get());
+    AioContextOnMonitorTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     Drain();
-  }
-  void TearDown() override {
-    AioContext::SetCurrent(nullptr);
-    ctx_.reset();
   }
   void Drain() {
     while (ctx_->Poll(false)) {
     }
   }
-
-  std::unique_ptr<AioContext> ctx_;
 };
 
 // --- Bottom halves (test-aio.c /aio/bh/*) ---------------------------------

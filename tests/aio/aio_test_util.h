@@ -4,9 +4,12 @@
 //
 // Helpers shared by the //aio tests: an eventfd "event notifier" (QEMU's
 // EventNotifier in test-aio.c), the fd-monitor parameter list with io_uring
-// skip logic, and iteration scaling under sanitizers.
+// skip logic, a fixture that runs each test on a fresh AioContext per fd
+// monitor, and iteration scaling under sanitizers.
 //
 // Thread safety: TestNotifier is thread-safe (eventfd system calls).
+// AioContextOnMonitorTest is home-thread-only: its context is the test
+// thread's current context from SetUp() to TearDown().
 
 #ifndef AIOCO_TESTS_AIO_AIO_TEST_UTIL_H_
 #define AIOCO_TESTS_AIO_AIO_TEST_UTIL_H_
@@ -15,10 +18,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "aio/aio_context.h"
 #include "aio/fd_monitor_kind.h"
 #include "aio/internal/fd_monitor.h"
 #include "gtest/gtest.h"
@@ -89,6 +95,32 @@ inline absl::Status MonitorAvailable(FdMonitorKind kind) {
   auto m = aio_internal::NewIoUringMonitor([](aio_internal::AioHandler*) {});
   return m.ok() ? absl::OkStatus() : m.status();
 }
+
+// Parameterized by fd monitor: SetUp() creates `ctx_` on GetParam() and
+// makes it this thread's current context, as QEMU's main loop does, or
+// skips the test where that monitor is unavailable here. A fixture that
+// extends SetUp() calls this one first and returns if IsSkipped() or
+// HasFatalFailure().
+class AioContextOnMonitorTest : public ::testing::TestWithParam<FdMonitorKind> {
+ protected:
+  void SetUp() override {
+    absl::Status available = MonitorAvailable(GetParam());
+    if (!available.ok()) GTEST_SKIP() << "fd monitor unavailable: " << available;
+    AioContextOptions opts;
+    opts.fd_monitor = GetParam();
+    auto ctx = AioContext::Create(opts);
+    ASSERT_TRUE(ctx.ok()) << ctx.status();
+    ctx_ = std::move(*ctx);
+    ASSERT_EQ(ctx_->fd_monitor(), GetParam());
+    AioContext::SetCurrent(ctx_.get());
+  }
+  void TearDown() override {
+    AioContext::SetCurrent(nullptr);
+    ctx_.reset();
+  }
+
+  std::unique_ptr<AioContext> ctx_;
+};
 
 }  // namespace testing_internal
 }  // namespace aioco

@@ -24,29 +24,17 @@ namespace {
 
 using testing_internal::EventReadyCb;
 using testing_internal::EventTestData;
-using testing_internal::MonitorAvailable;
-using testing_internal::TestNotifier;
 
-class EventFdTest : public ::testing::TestWithParam<FdMonitorKind> {
+class EventFdTest : public testing_internal::AioContextOnMonitorTest {
  protected:
   void SetUp() override {
-    absl::Status available = MonitorAvailable(GetParam());
-    if (!available.ok()) GTEST_SKIP() << "fd monitor unavailable: " << available;
-    AioContextOptions opts;
-    opts.fd_monitor = GetParam();
-    auto ctx = AioContext::Create(opts);
-    ASSERT_TRUE(ctx.ok()) << ctx.status();
-    ctx_ = std::move(*ctx);
-    AioContext::SetCurrent(ctx_.get());
+    AioContextOnMonitorTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     fd_ = ctx_->EventFd();
     ASSERT_GE(fd_, 0);
     EXPECT_EQ(ctx_->EventFd(), fd_);  // stable
     while (Iterate(false)) {
     }
-  }
-  void TearDown() override {
-    AioContext::SetCurrent(nullptr);
-    ctx_.reset();
   }
 
   // One iteration of the foreign loop; true if the context made progress.
@@ -61,7 +49,6 @@ class EventFdTest : public ::testing::TestWithParam<FdMonitorKind> {
     return poll(&p, 1, 0) == 1;
   }
 
-  std::unique_ptr<AioContext> ctx_;
   int fd_ = -1;
 };
 

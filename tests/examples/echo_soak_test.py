@@ -18,17 +18,7 @@ import tempfile
 import time
 import unittest
 
-RUNFILES = os.environ.get("TEST_SRCDIR", "")
-WORKSPACE = os.environ.get("TEST_WORKSPACE", "aioco")
-
-
-def runfile(rel):
-    for base in (os.path.join(RUNFILES, WORKSPACE), os.getcwd()):
-        path = os.path.join(base, rel)
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(rel)
-
+from tests.testing.runfile import runfile
 
 SERVER = runfile("examples/echo_server")
 LOAD = runfile("examples/echo_load")

@@ -14,17 +14,7 @@ import sys
 import tempfile
 import unittest
 
-RUNFILES = os.environ.get("TEST_SRCDIR", "")
-WORKSPACE = os.environ.get("TEST_WORKSPACE", "aioco")
-
-
-def runfile(rel):
-    for base in (os.path.join(RUNFILES, WORKSPACE), os.getcwd()):
-        path = os.path.join(base, rel)
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(rel)
-
+from tests.testing.runfile import runfile
 
 REPORT = runfile("tools/report.py")
 TINY = runfile("tests/tools/tiny_benchmark")

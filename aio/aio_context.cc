@@ -48,6 +48,10 @@
 //         sleeping CPU. Halved on a miss (floor 1 us), doubled on a hit; an
 //         answer that is already here when the loop would not block is a
 //         hit. After 2 us a spin yields the CPU between checks (BusyPoll()).
+//         A reply spin also ends, without touching the window, when a
+//         watched fd needs attention (FdMonitor::EventsPending(), asked
+//         every microsecond; io_uring reads its rings, epoll polls its fd):
+//         the fds are served at once and the next iteration spins again.
 //         At most half the CPUs spin at once, process-wide; a loop that
 //         finds every slot taken (more loops than spare CPUs) yields the
 //         CPU once and re-checks instead: the threads waiting for a CPU,
@@ -112,6 +116,7 @@ constexpr int64_t kInitialPollNs = 4000;  // first busy-poll window (QEMU)
 constexpr int64_t kMinReplyPollNs = 1000;  // floor of the reply-poll window
 constexpr int64_t kPureSpinNs = 2000;      // busy polls yield the CPU after this
 constexpr int64_t kYieldedNs = 20000;      // a yield this long ends the busy poll
+constexpr int64_t kFdCheckNs = 1000;       // a reply spin looks at the fds this often
 
 [[noreturn]] void Die(const char* fmt, ...) {
   va_list ap;
@@ -446,9 +451,12 @@ int64_t AioContext::ComputeTimeout() {
 // CPU, and sched_yield() returns at once when nothing else is runnable. A
 // yield that lasted kYieldedNs (another thread ran here) ends the poll. The
 // loop stays "awake" while it polls (notify_me_ is not raised), so a wake-up
-// costs the notifier no system call.
-bool AioContext::BusyPoll(int64_t start, int64_t max_ns, int64_t* now) {
+// costs the notifier no system call. If `fds_ready` is not null, the fd
+// monitor is asked every kFdCheckNs whether fds need attention; if they do,
+// the spin ends with *fds_ready set (false returned).
+bool AioContext::BusyPoll(int64_t start, int64_t max_ns, int64_t* now, bool* fds_ready) {
   *now = start;
+  int64_t next_fd_check = start;
   for (unsigned i = 1;; ++i) {
     // Relaxed: a hint; NotifyAccept()'s fence and the lists' acquire
     // exchanges order the work itself.
@@ -458,6 +466,13 @@ bool AioContext::BusyPoll(int64_t start, int64_t max_ns, int64_t* now) {
       continue;
     }
     *now = NowNs();
+    if (fds_ready != nullptr && *now >= next_fd_check) {
+      if (monitor_->EventsPending()) {
+        *fds_ready = true;
+        return false;
+      }
+      next_fd_check = *now + kFdCheckNs;
+    }
     if (*now - start >= max_ns) return false;
     if (*now - start >= kPureSpinNs) {
       const int64_t before_yield = *now;
@@ -537,10 +552,20 @@ bool AioContext::Poll(bool blocking) {
       // A closed adaptive window (0) grows again below if wake-ups come soon.
       const int64_t limit = SoonestTimeout(timeout, window);
       int64_t now = 0;
-      const bool hit = BusyPoll(start, limit, &now);
+      bool fds_ready = false;
+      const bool hit = BusyPoll(start, limit, &now,
+                                spinner && user_handlers_ > 0 ? &fds_ready : nullptr);
       if (spinner) ReleaseReplySpinner();
-      // A spin cut short by a due timer says nothing about the answer.
-      if (spinner && (hit || limit == window)) AdjustReplyPollTime(hit);
+      if (fds_ready) {
+        // Serve the fds now and spin for the answer again next time. A spin
+        // cut short (by fds, or by a due timer) says nothing about the
+        // answer: the window stays.
+        // Relaxed: home thread only (see the state notes at the top).
+        reply_pending_.store(true, std::memory_order_relaxed);
+        timeout = 0;
+      } else if (spinner && (hit || limit == window)) {
+        AdjustReplyPollTime(hit);
+      }
       if (hit) {
         timeout = 0;
         notifier_fired = true;

@@ -85,9 +85,12 @@ struct AioContextOptions {
   // no sleeping-CPU wake-up here. The window adapts: it halves (down to
   // 1 us) each time no answer came in it and doubles (up to this ceiling)
   // each time one did. At most half the CPUs spin at once, process-wide; a
-  // loop that finds no free slot yields the CPU once before it sleeps. Fd
-  // events that arrive during the spin are seen when it ends. 0 turns it
-  // off.
+  // loop that finds no free slot yields the CPU once before it sleeps. With
+  // the io_uring and epoll monitors the spin also watches the fds (about
+  // every microsecond): one that becomes ready ends it, its handler runs at
+  // once, and the next iteration spins for the answer again. With the poll
+  // monitor, fd events that arrive during the spin are seen when it ends.
+  // 0 turns it off.
   int64_t reply_poll_ns = 32000;
 };
 
@@ -236,7 +239,7 @@ class AioContext {
 
   // Loop steps.
   int64_t ComputeTimeout();
-  bool BusyPoll(int64_t start, int64_t max_ns, int64_t* now);
+  bool BusyPoll(int64_t start, int64_t max_ns, int64_t* now, bool* fds_ready);
   void AdjustPollTime(int64_t block_ns);
   void AdjustReplyPollTime(bool answered);
   // Called on the sender's own context when its thread hands work to

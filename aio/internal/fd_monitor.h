@@ -87,6 +87,13 @@ class FdMonitor {
   // caller may free it now. False: the release callback frees it later.
   virtual bool Remove(AioHandler* h) = 0;
 
+  // Whether a Wait(0) now would report something, found out without
+  // consuming it and without blocking: io_uring reads its rings (no system
+  // call); epoll asks poll(2) about the epoll fd (one system call, so
+  // callers rate-limit it). False where a backend cannot tell cheaply
+  // (poll). Used to cut a busy poll short when fds need attention.
+  virtual bool EventsPending() { return false; }
+
   // Waits up to `timeout_ns` (< 0: forever, 0: don't block) for readiness and
   // pushes every ready handler onto `ready` with `revents` set; a handler
   // appears at most once. Returns the number pushed, or -errno (-EINTR is a

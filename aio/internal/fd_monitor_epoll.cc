@@ -20,6 +20,7 @@
 // the counter (which cannot reach its 2^64 - 2 ceiling in practice).
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -93,6 +94,14 @@ class EpollMonitor final : public FdMonitor {
   }
 
   bool NotifierEdgeTriggered() const override { return notifier_et_; }
+
+  // The epoll fd is readable while its ready list is not empty; poll(2)
+  // looks without consuming anything.
+  bool EventsPending() override {
+    if (!always_ready_.empty()) return true;
+    struct pollfd pfd = {epfd_, POLLIN, 0};
+    return poll(&pfd, 1, 0) > 0;
+  }
 
   int Modify(AioHandler* h) override {
     if (h->monitor_flags & kAlwaysReady) return 0;

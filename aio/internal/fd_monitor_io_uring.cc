@@ -195,6 +195,7 @@ class IoUringMonitor final : public FdMonitor {
   }
 
   int Wait(int64_t timeout_ns, ReadyList* ready) override;
+  bool EventsPending() override;
 
  private:
   io_uring_sqe* GetSqe();
@@ -448,6 +449,22 @@ int IoUringMonitor::Drain(ReadyList* ready) {
     for (const Completion& c : stash) pushed += Process(c.user_data, c.res, c.flags, ready);
   }
   return pushed + ReapRing(ready);
+}
+
+bool IoUringMonitor::EventsPending() {
+  // Handlers that ran since the last Wait() are re-armed only there: arm
+  // them now (one io_uring_enter(), only the first time) so that their fds
+  // are watched too. A poll on an fd that is already ready completes at
+  // submission.
+  if (!rearm_.empty()) {
+    FlushRearms();
+    if (SubmitAll() < 0) return true;  // let Wait() report the failure
+  }
+  if (!stash_.empty() || io_uring_cq_ready(&ring_) > 0) return true;
+  // Completions the kernel holds back: task work not run yet (COOP_TASKRUN
+  // posts them at our next kernel entry) or a CQ overflow list.
+  const unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+  return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
 }
 
 int IoUringMonitor::Wait(int64_t timeout_ns, ReadyList* ready) {

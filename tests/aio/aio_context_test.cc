@@ -665,6 +665,40 @@ TEST_P(AioContextTest, ReplyPollingWindowFollowsTheAnswers) {
   timer->Cancel();
 }
 
+// A reply spin that finds a watched fd ready ends at once: the handler runs
+// in that iteration, the window stays (a spin cut short says nothing about
+// the answer), and the next iteration spins for the answer again (and,
+// hearing nothing, halves the window). The poll backend cannot tell without
+// a full poll(2) and keeps spinning.
+TEST_P(AioContextTest, ReplySpinEndsWhenFdsNeedAttention) {
+  if (GetParam() == FdMonitorKind::kPoll) {
+    GTEST_SKIP() << "the poll backend has no cheap readiness check";
+  }
+  const int64_t kCeiling = AioContextOptions().reply_poll_ns;
+  auto peer = IoThread::Create({});
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  std::unique_ptr<Timer> timer = ctx_->NewTimer(ClockType::kMonotonic, [] {});
+  EventTestData d;
+  ctx_->SetFdHandler(d.e.fd(), EventReadyCb, nullptr, &d);
+  timer->ModNs(ClockNs(ClockType::kMonotonic) + 20'000'000);
+  Drain();  // arms the handler; consumes the timer arm's notification
+  ASSERT_EQ(d.n, 0);
+
+  std::latch ran(1);  // unanswered work handed to the peer
+  (*peer)->context()->ScheduleOneshot([&ran] { ran.count_down(); });
+  ran.wait();
+  d.e.Set();
+  EXPECT_TRUE(ctx_->Poll(true));  // the spin sees the fd: served at once
+  EXPECT_EQ(d.n, 1);
+  EXPECT_EQ(ctx_->reply_poll_ns(), kCeiling);
+
+  ctx_->Poll(true);  // spins again, hears nothing, sleeps until the timer
+  EXPECT_EQ(ctx_->reply_poll_ns(), kCeiling / 2);
+  EXPECT_EQ(d.n, 1);
+  ctx_->SetFdHandler(d.e.fd(), nullptr, nullptr, nullptr);
+  timer->Cancel();
+}
+
 // Work that stays on this context, or comes from a plain thread, is not
 // work handed over: the window is never spent on it.
 TEST_P(AioContextTest, ReplyPollingIgnoresLocalAndForeignWork) {

@@ -42,8 +42,11 @@
 // connection is closed; resets and write errors close the connection; fd
 // exhaustion (EMFILE/ENFILE) on accept closes a reserved fd to accept the
 // pending connection and close it at once (the client sees a clean close
-// instead of hanging in the backlog), then logs and keeps serving. All of
-// these log one line each, rate-limited to one per second per kind.
+// instead of hanging in the backlog), then logs and keeps serving. With
+// --idle_timeout, a connection silent that long while waiting for a request
+// is closed (FIN, then drain), and one whose peer stops reading is closed
+// once a send has waited that long (CoSocket::SetTimeouts()). All of these
+// log one line each, rate-limited to one per second per kind.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -93,6 +96,9 @@ ABSL_FLAG(double, shutdown_timeout, 5.0,
 ABSL_FLAG(int, fd_limit, 0,
           "set the open-file soft limit (0: raise it to the hard limit)");
 ABSL_FLAG(std::string, fd_monitor, "auto", "auto, epoll, io_uring or poll");
+ABSL_FLAG(double, idle_timeout, 0,
+          "close a connection silent this many seconds while waiting for a "
+          "request, or unable to send for as long (0: never)");
 ABSL_FLAG(int, coroutine_pool, 0,
           "coroutine stacks to pre-allocate per IoThread (node-local)");
 
@@ -159,7 +165,7 @@ void RateLimitedLog::operator()(const char* fmt, ...) {
 }
 
 RateLimitedLog g_log_emfile, g_log_reset, g_log_oversized, g_log_accept,
-    g_log_nomem;
+    g_log_nomem, g_log_idle;
 
 // Counters. Relaxed atomics: statistics and the open-connection count that
 // main() polls during shutdown (each connection's close happens-before its
@@ -171,6 +177,7 @@ struct Stats {
   std::atomic<int64_t> peer_closed{0};
   std::atomic<int64_t> resets{0};
   std::atomic<int64_t> oversized{0};
+  std::atomic<int64_t> idle_closed{0};
   std::atomic<int64_t> rejected{0};
   std::atomic<int64_t> drained{0};
   std::atomic<int64_t> refused_after_fin{0};
@@ -207,6 +214,7 @@ struct Worker {
 };
 
 int g_max_line = 64 * 1024;
+int64_t g_idle_timeout_ns = 0;
 
 void Link(Worker* w, Conn* c) {
   c->next = w->head.next;
@@ -262,6 +270,7 @@ void Serve(Conn* c) {
   Worker* w = c->worker;
   const size_t max_line = static_cast<size_t>(g_max_line);
   CoSocket sock(c->fd);
+  sock.SetTimeouts(g_idle_timeout_ns, g_idle_timeout_ns);
   c->sock = &sock;
   std::unique_ptr<char[]> buf(new char[kInitialBuffer]);
   size_t cap = kInitialBuffer;
@@ -328,6 +337,12 @@ void Serve(Conn* c) {
       break;
     }
     if (n == -EAGAIN) break;  // stopping, and nothing more to answer
+    if (n == -ETIMEDOUT) {
+      g_log_idle("connection from %s: idle for %.1fs; closing", c->peer,
+                 static_cast<double>(g_idle_timeout_ns) / 1e9);
+      Add(g_stats.idle_closed);
+      break;  // graceful: FIN, then drain (itself bounded by the timeout)
+    }
     g_log_reset("connection from %s: receive failed: %s; closing", c->peer,
                 std::strerror(static_cast<int>(-n)));
     Add(g_stats.resets);
@@ -559,6 +574,8 @@ bool WaitForConnections(double seconds) {
 
 int Main() {
   g_max_line = absl::GetFlag(FLAGS_max_line);
+  g_idle_timeout_ns =
+      static_cast<int64_t>(std::max(0.0, absl::GetFlag(FLAGS_idle_timeout)) * 1e9);
   if (g_max_line < 1) {
     Log("--max_line must be positive");
     return 2;
@@ -650,12 +667,12 @@ int Main() {
   };
   Log("shutdown complete: accepted=%lld requests=%lld bytes=%lld "
       "peer_closed=%lld drained=%lld forced=%lld resets=%lld oversized=%lld "
-      "rejected_fd_exhaustion=%lld refused_after_fin=%lld",
+      "rejected_fd_exhaustion=%lld refused_after_fin=%lld idle_closed=%lld",
       get(g_stats.accepted), get(g_stats.requests), get(g_stats.bytes),
       get(g_stats.peer_closed), get(g_stats.drained),
       static_cast<long long>(forced), get(g_stats.resets),
       get(g_stats.oversized), get(g_stats.rejected),
-      get(g_stats.refused_after_fin));
+      get(g_stats.refused_after_fin), get(g_stats.idle_closed));
   return 0;
 }
 

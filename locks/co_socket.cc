@@ -17,10 +17,16 @@
 //                  per request) as long as the handler is registered and
 //                  has not fired.
 //
+// Timeouts (SetTimeouts()): a timed wait arms the direction's Timer (one per
+// direction, created on first use, its callback on the home thread like the
+// handlers). Whichever of the handler and the timer comes first takes the
+// waiter (clears the slot): the handler cancels the timer, the timer sets
+// the direction's timed-out flag, which Wait() turns into -ETIMEDOUT.
+//
 // A waiting coroutine is claimed with the scheduling marker kMarker (as
 // co_io.cc does), so a stray CoWake() or a second scheduler is caught. The
-// handlers update every field before CoWake(): the woken coroutine may
-// destroy the CoSocket before CoWake() returns.
+// handlers and the timer callback update every field before CoWake(): the
+// woken coroutine may destroy the CoSocket before CoWake() returns.
 
 #include "locks/co_socket.h"
 
@@ -35,6 +41,8 @@
 #include "coroutine/coroutine.h"
 #include "coroutine/internal/access.h"
 #include "locks/internal/check.h"
+#include "timers/clock.h"
+#include "timers/timer.h"
 
 namespace aioco {
 namespace {
@@ -104,6 +112,7 @@ void CoSocket::OnReadable(void* opaque) {
   }
   self->read_waiter_ = nullptr;
   self->drained_ = false;
+  if (self->read_timer_ != nullptr) self->read_timer_->Cancel();
   Wake(co, "CoSocket (read handler)");  // `self` may be gone after this
 }
 
@@ -112,10 +121,26 @@ void CoSocket::OnWritable(void* opaque) {
   Coroutine* co = self->write_waiter_;
   self->write_waiter_ = nullptr;
   self->Update();  // the write handler goes; the read handler stays
+  if (self->write_timer_ != nullptr) self->write_timer_->Cancel();
   if (co != nullptr) Wake(co, "CoSocket (write handler)");
 }
 
-void CoSocket::Wait(bool write, const char* function) {
+void CoSocket::OnTimeout(bool write) {
+  Coroutine*& slot = write ? write_waiter_ : read_waiter_;
+  Coroutine* co = slot;
+  if (co == nullptr) return;  // nobody waits any more
+  slot = nullptr;
+  (write ? write_timed_out_ : read_timed_out_) = true;
+  Update();  // a write wait's handler goes; the read handler stays
+  Wake(co, "CoSocket (timeout)");
+}
+
+void CoSocket::SetTimeouts(int64_t read_ns, int64_t write_ns) {
+  read_timeout_ns_ = read_ns > 0 ? read_ns : 0;
+  write_timeout_ns_ = write_ns > 0 ? write_ns : 0;
+}
+
+int CoSocket::Wait(bool write, const char* function) {
   Coroutine* self = locks_internal::SelfOrDie(function);
   if (ABSL_PREDICT_FALSE(AioContext::Current() != ctx_)) {
     locks_internal::Die("%s: fd %d used outside its AioContext", function, fd_);
@@ -138,19 +163,34 @@ void CoSocket::Wait(bool write, const char* function) {
     readable_seen_ = false;
   }
   Update();
+  const int64_t timeout = write ? write_timeout_ns_ : read_timeout_ns_;
+  if (timeout > 0) {
+    std::unique_ptr<Timer>& timer = write ? write_timer_ : read_timer_;
+    if (timer == nullptr) {
+      timer = ctx_->NewTimer(ClockType::kMonotonic,
+                             [this, write] { OnTimeout(write); });
+    }
+    timer->ModNs(ClockNs(ClockType::kMonotonic) + timeout);
+  }
   Coroutine::Yield();
+  bool& timed_out = write ? write_timed_out_ : read_timed_out_;
+  if (timed_out) {
+    timed_out = false;
+    return -ETIMEDOUT;
+  }
+  return 0;
 }
 
-void CoSocket::WaitReadable() {
+int CoSocket::WaitReadable() {
   if (readable_seen_) {
     readable_seen_ = false;  // once: a caller that does not read waits next
-    return;
+    return 0;
   }
-  Wait(/*write=*/false, "CoSocket::WaitReadable()");
+  return Wait(/*write=*/false, "CoSocket::WaitReadable()");
 }
 
-void CoSocket::WaitWritable() {
-  Wait(/*write=*/true, "CoSocket::WaitWritable()");
+int CoSocket::WaitWritable() {
+  return Wait(/*write=*/true, "CoSocket::WaitWritable()");
 }
 
 ssize_t CoSocket::TryRecvSome(void* buf, size_t len) {
@@ -179,11 +219,13 @@ ssize_t CoSocket::TryRecvSome(void* buf, size_t len) {
 ssize_t CoSocket::RecvSome(void* buf, size_t len) {
   for (;;) {
     if (drained_ && read_set_ && !readable_seen_) {
-      Wait(/*write=*/false, "CoSocket::RecvSome()");
+      if (int r = Wait(/*write=*/false, "CoSocket::RecvSome()"); r < 0) return r;
     }
     ssize_t n = TryRecvSome(buf, len);
     if (n != -EAGAIN) return n;
-    if (!read_set_) Wait(/*write=*/false, "CoSocket::RecvSome()");
+    if (!read_set_) {
+      if (int r = Wait(/*write=*/false, "CoSocket::RecvSome()"); r < 0) return r;
+    }
   }
 }
 
@@ -214,7 +256,9 @@ ssize_t CoSocket::Send(const void* buf, size_t len) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      WaitWritable();
+      if (int r = WaitWritable(); r < 0) {
+        return done > 0 ? static_cast<ssize_t>(done) : r;
+      }
       continue;
     }
     return done > 0 ? static_cast<ssize_t>(done) : -errno;

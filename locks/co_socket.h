@@ -52,6 +52,10 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "timers/timer.h"
 
 namespace aioco {
 
@@ -100,10 +104,24 @@ class CoSocket {
   // CoSocket::WaitReadable() / CoSocket::WaitWritable()
   //
   // Yield until the fd is readable / writable (or has an error or hang-up
-  // condition). WaitReadable() returns at once if the read handler saw the
-  // fd readable since the last receive.
-  void WaitReadable();
-  void WaitWritable();
+  // condition); return 0, or -ETIMEDOUT (see SetTimeouts()). WaitReadable()
+  // returns at once if the read handler saw the fd readable since the last
+  // receive.
+  int WaitReadable();
+  int WaitWritable();
+
+  // CoSocket::SetTimeouts()
+  //
+  // Bounds each wait of the receiving functions (RecvSome(), Recv(),
+  // WaitReadable()) to `read_ns` and each wait of the sending ones (Send(),
+  // WaitWritable()) to `write_ns` nanoseconds of the monotonic clock; 0, the
+  // default, waits as long as it takes. A wait that times out makes its
+  // function return -ETIMEDOUT (Recv() and Send(): the byte count instead,
+  // if some bytes moved). Each wait gets the whole bound, as with
+  // SO_RCVTIMEO: it limits silence, not the length of a transfer. A server
+  // uses it to close idle connections and peers that stop reading. Costs a
+  // timer arm and cancel per wait while set.
+  void SetTimeouts(int64_t read_ns, int64_t write_ns);
 
   // CoSocket::waiting_to_read()
   //
@@ -120,7 +138,8 @@ class CoSocket {
  private:
   static void OnReadable(void* opaque);
   static void OnWritable(void* opaque);
-  void Wait(bool write, const char* function);
+  void OnTimeout(bool write);
+  int Wait(bool write, const char* function);
   void Update();  // registers what watch_read_ / write_waiter_ ask for
   static void Wake(Coroutine* co, const char* function);
 
@@ -134,6 +153,12 @@ class CoSocket {
   bool readable_seen_ = false; // the read handler fired with nobody waiting
   bool drained_ = false;       // the last receive left the socket empty
   bool is_socket_ = true;      // false after ENOTSOCK: read()/write()
+  int64_t read_timeout_ns_ = 0;
+  int64_t write_timeout_ns_ = 0;
+  bool read_timed_out_ = false;   // set by OnTimeout(), read by Wait()
+  bool write_timed_out_ = false;
+  std::unique_ptr<Timer> read_timer_;   // created at the first timed wait
+  std::unique_ptr<Timer> write_timer_;
 };
 
 }  // namespace aioco

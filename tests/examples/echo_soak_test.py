@@ -3,9 +3,9 @@
 Starts the server on an ephemeral 127.0.0.1 port and checks, against the
 running process: ping-pong and streaming load with every byte verified (by
 echo_load), many idle connections, an oversized line, abrupt disconnects,
-open-file exhaustion (EMFILE) while serving, and a graceful SIGTERM under load
+open-file exhaustion (EMFILE) while serving, a graceful SIGTERM under load
 (no half-written or wrong responses, idle clients see a clean close, exit
-status 0).
+status 0), and --idle_timeout closing silent connections only.
 """
 
 import os
@@ -252,6 +252,30 @@ class EchoSoakTest(unittest.TestCase):
                 time.sleep(0.1)
         first.close()
         self.assertEqual(srv.stop(), 0, srv.text())
+
+    def test_idle_timeout_closes_silent_connections(self):
+        self.assertEqual(self.server.stop(), 0)
+        self.server.kill()
+        idle_s = 0.5 * SCALE
+        srv = self.server = Server("--threads=1", "--idle_timeout=%g" % idle_s)
+        quiet = srv.connect()
+        quiet.sendall(b"hi\n")
+        self.assertEqual(recv_exact(quiet, 3), b"hi\n")
+        # Silent past the timeout: a clean close (FIN, not a reset).
+        self.assertEqual(quiet.recv(10), b"")
+        quiet.close()
+        # A connection that keeps talking is never timed out.
+        busy = srv.connect()
+        for i in range(8):
+            line = b"line %d\n" % i
+            busy.sendall(line)
+            self.assertEqual(recv_exact(busy, len(line)), line)
+            time.sleep(idle_s / 10)
+        busy.close()
+        self.assertEqual(srv.stop(), 0, srv.text())
+        log = srv.text()
+        self.assertIn("idle for %.1fs; closing" % idle_s, log)
+        self.assertRegex(log, r"idle_closed=1\b")
 
 
 if __name__ == "__main__":

@@ -292,6 +292,63 @@ TEST(CoSocketTest, DetachHandsTheFdBack) {
   EXPECT_EQ(std::string(got, 3), "xyz");
 }
 
+// A receive wait bounded by SetTimeouts() returns -ETIMEDOUT when nothing
+// comes; data that comes first is returned as usual and cancels the timer
+// (no late timeout hits a later wait); Recv() returns what it got.
+TEST(CoSocketTest, ReadTimeouts) {
+  IoThreads io(1);
+  SocketPair sp;
+  std::atomic<int> stage{0};
+  ssize_t empty = 0, got = 0, last = 0, partial = 0, waited = 0;
+  Latch done(1);
+  Coroutine* co = Coroutine::Create([&] {
+    CoSocket sock(sp.fd[0]);
+    char buf[16];
+    sock.SetTimeouts(20'000'000, 0);
+    empty = sock.RecvSome(buf, sizeof(buf));  // nothing comes
+    sock.SetTimeouts(60'000'000'000, 0);
+    stage.store(1);
+    got = sock.RecvSome(buf, sizeof(buf));  // the peer writes meanwhile
+    CoSleepNs(ClockType::kMonotonic, 30'000'000);
+    sock.SetTimeouts(20'000'000, 0);
+    ASSERT_EQ(write(sp.fd[1], "abc", 3), 3);
+    partial = sock.Recv(buf, 8);  // "abc", then silence
+    waited = sock.WaitReadable();
+    sock.SetTimeouts(0, 0);
+    ASSERT_EQ(write(sp.fd[1], "d", 1), 1);
+    last = sock.RecvSome(buf, sizeof(buf));
+    done.count_down();
+  });
+  io.ctx(0)->CoSchedule(co);
+  while (stage.load() < 1) sched_yield();
+  ASSERT_EQ(write(sp.fd[1], "hello", 5), 5);
+  done.wait();
+  EXPECT_EQ(empty, -ETIMEDOUT);
+  EXPECT_EQ(got, 5);
+  EXPECT_EQ(partial, 3);
+  EXPECT_EQ(waited, -ETIMEDOUT);
+  EXPECT_EQ(last, 1);
+}
+
+// A send wait bounded by SetTimeouts(): a peer that never reads makes Send()
+// return what it managed to send, then -ETIMEDOUT once the socket is full.
+TEST(CoSocketTest, WriteTimeouts) {
+  IoThreads io(1);
+  SocketPair sp;
+  const size_t bytes = 8 * SendBufferSize(sp.fd[0]);
+  std::vector<uint8_t> out = Pattern(bytes, 3);
+  ssize_t first = 0, second = 0;
+  RunInCoroutine(io.ctx(0), [&] {
+    CoSocket sock(sp.fd[0]);
+    sock.SetTimeouts(0, 20'000'000);
+    first = sock.Send(out.data(), bytes);
+    second = sock.Send(out.data(), bytes);
+  });
+  EXPECT_GT(first, 0);
+  EXPECT_LT(first, static_cast<ssize_t>(bytes));
+  EXPECT_EQ(second, -ETIMEDOUT);
+}
+
 // Calls on the server's fd while `serve` (a coroutine of a fresh IoThread
 // with fd monitor `kind`) answers `requests` one-byte requests that this
 // thread sends over a socketpair, one in flight at a time, checking each

@@ -476,5 +476,43 @@ TEST_F(CoSocketDeathTest, TwoReadersAtOnce) {
       "another coroutine already waits to read");
 }
 
+TEST_F(CoSocketDeathTest, UsedFromAnotherContext) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        IoThreads io(2);
+        SocketPair sp;
+        CoSocket* sock = nullptr;
+        RunInCoroutine(io.ctx(0), [&] { sock = new CoSocket(sp.fd[0]); });
+        RunInCoroutine(io.ctx(1), [&] {
+          char c;
+          sock->RecvSome(&c, 1);
+        });
+      },
+      "used outside its AioContext");
+}
+
+TEST_F(CoSocketDeathTest, DestroyedWhileACoroutineWaits) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        IoThreads io(1);
+        SocketPair sp;
+        CoSocket* sock = nullptr;
+        RunInCoroutine(io.ctx(0), [&] { sock = new CoSocket(sp.fd[0]); });
+        io.ctx(0)->CoSchedule(Coroutine::Create([&] {
+          char c;
+          sock->RecvSome(&c, 1);  // waits: nothing is ever written
+        }));
+        RunInCoroutine(io.ctx(0), [&] {
+          while (!sock->waiting_to_read()) {
+            CoSleepNs(ClockType::kMonotonic, 1'000'000);
+          }
+          delete sock;
+        });
+      },
+      "a coroutine still waits");
+}
+
 }  // namespace
 }  // namespace aioco

@@ -266,4 +266,31 @@ ssize_t CoSocket::Send(const void* buf, size_t len) {
   return static_cast<ssize_t>(done);
 }
 
+int CoSocket::Connect(const struct sockaddr* addr, socklen_t addr_len) {
+  int r;
+  do {
+    r = connect(fd_, addr, addr_len);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) return 0;
+  if (errno != EINPROGRESS) return -errno;
+  if (int w = WaitWritable(); w < 0) return w;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+  return -err;
+}
+
+int CoSocket::Accept(struct sockaddr* addr, socklen_t* addr_len, int flags) {
+  for (;;) {
+    int fd = accept4(fd_, addr, addr_len, flags);
+    if (fd >= 0) {
+      readable_seen_ = false;
+      return fd;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    if (int r = Wait(/*write=*/false, "CoSocket::Accept()"); r < 0) return r;
+  }
+}
+
 }  // namespace aioco

@@ -2,8 +2,9 @@
 // File: co_socket.h
 // -----------------------------------------------------------------------------
 //
-// CoSocket: coroutine I/O on one long-lived non-blocking socket (or pipe)
-// whose fd handler stays registered between waits.
+// CoSocket: coroutine I/O (connect, accept, receive, send, each wait
+// optionally bounded) on one long-lived non-blocking socket (or pipe) whose
+// fd handler stays registered between waits.
 //
 // CoRecv(), CoSend() and CoYieldUntilFdReadable() (co_io.h) set the fd's
 // handlers when they wait and remove them afterwards: fd-monitor updates
@@ -49,6 +50,7 @@
 #ifndef AIOCO_LOCKS_CO_SOCKET_H_
 #define AIOCO_LOCKS_CO_SOCKET_H_
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -100,6 +102,22 @@ class CoSocket {
   // contract): returns `len`, fewer when an error follows some data, or
   // -errno (for example -EPIPE; never SIGPIPE) when nothing was sent.
   ssize_t Send(const void* buf, size_t len);
+
+  // CoSocket::Connect()
+  //
+  // connect(2) for a non-blocking socket: starts the connection and, while
+  // it is in progress, waits for writability (a send wait: bounded by the
+  // write timeout), then reads the outcome (SO_ERROR). Returns 0, or -errno
+  // (-ECONNREFUSED, -ETIMEDOUT, ...).
+  int Connect(const struct sockaddr* addr, socklen_t addr_len);
+
+  // CoSocket::Accept()
+  //
+  // accept4(2) on a listening socket, waiting for a connection (a receive
+  // wait: bounded by the read timeout). `flags` as accept4's (SOCK_NONBLOCK,
+  // SOCK_CLOEXEC); `addr`/`addr_len` may be null. Returns the new fd, or
+  // -errno (-EMFILE, -ETIMEDOUT, ...).
+  int Accept(struct sockaddr* addr, socklen_t* addr_len, int flags);
 
   // CoSocket::WaitReadable() / CoSocket::WaitWritable()
   //

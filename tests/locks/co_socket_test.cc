@@ -8,8 +8,10 @@
 
 #include "locks/co_socket.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -347,6 +349,101 @@ TEST(CoSocketTest, WriteTimeouts) {
   EXPECT_GT(first, 0);
   EXPECT_LT(first, static_cast<ssize_t>(bytes));
   EXPECT_EQ(second, -ETIMEDOUT);
+}
+
+// A non-blocking listening socket on 127.0.0.1 and its address.
+struct Listener {
+  int fd = -1;
+  sockaddr_in addr{};
+  Listener() {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    EXPECT_GE(fd, 0);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd, 16), 0);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  }
+  ~Listener() { close(fd); }
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&addr); }
+};
+
+int NewTcpSocket() {
+  return socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+// A client coroutine connects while a server coroutine of another IoThread
+// waits in Accept(); three connections, each echoing one byte.
+TEST(CoSocketTest, ConnectAndAccept) {
+  IoThreads io(2);
+  Listener listener;
+  constexpr int kConnections = 3;
+  int accepted = 0, echoed = 0;
+  RunCoroutines({io.ctx(0), io.ctx(1)}, [&](int side) {
+    if (side == 1) {
+      CoSocket lsock(listener.fd);
+      for (int i = 0; i < kConnections; ++i) {
+        int fd = lsock.Accept(nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        ASSERT_GE(fd, 0) << std::strerror(-fd);
+        ++accepted;
+        {
+          CoSocket conn(fd);
+          char c;
+          ASSERT_EQ(conn.Recv(&c, 1), 1);
+          ASSERT_EQ(conn.Send(&c, 1), 1);
+        }
+        close(fd);
+      }
+      return;
+    }
+    for (int i = 0; i < kConnections; ++i) {
+      int fd = NewTcpSocket();
+      ASSERT_GE(fd, 0);
+      {
+        CoSocket conn(fd);
+        ASSERT_EQ(conn.Connect(listener.sa(), sizeof(listener.addr)), 0);
+        char c = static_cast<char>('a' + i), back = 0;
+        ASSERT_EQ(conn.Send(&c, 1), 1);
+        ASSERT_EQ(conn.Recv(&back, 1), 1);
+        if (back == c) ++echoed;
+      }
+      close(fd);
+    }
+  });
+  EXPECT_EQ(accepted, kConnections);
+  EXPECT_EQ(echoed, kConnections);
+}
+
+TEST(CoSocketTest, ConnectRefused) {
+  IoThreads io(1);
+  sockaddr_in closed{};
+  {
+    Listener gone;  // a port that was free a moment ago, closed again
+    closed = gone.addr;
+  }
+  int r = 1;
+  RunInCoroutine(io.ctx(0), [&] {
+    int fd = NewTcpSocket();
+    {
+      CoSocket conn(fd);
+      r = conn.Connect(reinterpret_cast<const sockaddr*>(&closed), sizeof(closed));
+    }
+    close(fd);
+  });
+  EXPECT_EQ(r, -ECONNREFUSED);
+}
+
+TEST(CoSocketTest, AcceptTimesOut) {
+  IoThreads io(1);
+  Listener listener;
+  int r = 0;
+  RunInCoroutine(io.ctx(0), [&] {
+    CoSocket lsock(listener.fd);
+    lsock.SetTimeouts(20'000'000, 0);
+    r = lsock.Accept(nullptr, nullptr, SOCK_CLOEXEC);
+  });
+  EXPECT_EQ(r, -ETIMEDOUT);
 }
 
 // Calls on the server's fd while `serve` (a coroutine of a fresh IoThread

@@ -22,20 +22,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <memory>
 
-#include "absl/base/optimization.h"
 #include "aio/aio_context.h"
 #include "coroutine/coroutine.h"
-#include "coroutine/internal/access.h"
 #include "locks/internal/check.h"
 
 namespace aioco {
 namespace {
-
-using coroutine_internal::Access;
 
 constexpr const char kFdWaitMarker[] = "CoYieldUntilFd";
 
@@ -49,13 +44,7 @@ void FdReady(void* opaque) {
   auto* wait = static_cast<FdWait*>(opaque);
   Coroutine* co = wait->co;
   wait->ctx->SetFdHandler(wait->fd, nullptr, nullptr, nullptr);
-  const char* expected = kFdWaitMarker;
-  // Acq_rel: pairs with the claim in YieldUntilFd().
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(co).compare_exchange_strong(
-          expected, nullptr, std::memory_order_acq_rel))) {
-    locks_internal::Die("fd wait: waiting coroutine was scheduled in '%s'",
-                        expected != nullptr ? expected : "(nothing)");
-  }
+  locks_internal::ReleaseWaitMarker(co, kFdWaitMarker, "fd wait: waiting");
   CoWake(co);
 }
 
@@ -63,13 +52,7 @@ void YieldUntilFd(int fd, bool write, const char* function) {
   Coroutine* self = locks_internal::SelfOrDie(function);
   AioContext* ctx = locks_internal::ContextOrDie(function);
   FdWait wait{ctx, self, fd};
-  const char* expected = nullptr;
-  // Acq_rel per the Access::scheduled() contract; pairs with FdReady().
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(self).compare_exchange_strong(
-          expected, kFdWaitMarker, std::memory_order_acq_rel))) {
-    locks_internal::Die("%s: coroutine was already scheduled in '%s'",
-                        function, expected);
-  }
+  locks_internal::ClaimWaitMarker(self, kFdWaitMarker, function);
   ctx->SetFdHandler(fd, write ? nullptr : &FdReady, write ? &FdReady : nullptr,
                     &wait);
   Coroutine::Yield();

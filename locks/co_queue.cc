@@ -42,15 +42,7 @@ CoQueue::~CoQueue() {
 
 void CoQueue::Enqueue(bool front) {
   Coroutine* self = locks_internal::SelfOrDie("CoQueue::Wait()");
-  const char* expected = nullptr;
-  // Acq_rel per the Access::scheduled() contract; pairs with the release
-  // store in WakeWaiter().
-  if (!Access::scheduled(self).compare_exchange_strong(
-          expected, kWaitMarker, std::memory_order_acq_rel)) {
-    locks_internal::Die("CoQueue::Wait(): coroutine was already scheduled in "
-                        "'%s'",
-                        expected);
-  }
+  locks_internal::ClaimWaitMarker(self, kWaitMarker, "CoQueue::Wait()");
   Access::queue_next(self) = nullptr;
   if (head_ == nullptr) {
     head_ = tail_ = self;
@@ -75,14 +67,7 @@ Coroutine* CoQueue::PopFront() {
 }
 
 void CoQueue::WakeWaiter(Coroutine* co) {
-  const char* expected = kWaitMarker;
-  // Acq_rel: pairs with the claim in Enqueue(); a later scheduler claims the
-  // marker again.
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(co).compare_exchange_strong(
-          expected, nullptr, std::memory_order_acq_rel))) {
-    locks_internal::Die("CoQueue: queued coroutine was scheduled in '%s'",
-                        expected != nullptr ? expected : "(nothing)");
-  }
+  locks_internal::ReleaseWaitMarker(co, kWaitMarker, "CoQueue: queued");
   CoWake(co);
 }
 

@@ -97,23 +97,11 @@ using coroutine_internal::Access;
 constexpr const char kTicketMarker[] = "CoRwlock";
 
 void ClaimMarker(Coroutine* self) {
-  const char* expected = nullptr;
-  // Acq_rel per the Access::scheduled() contract; pairs with ReleaseMarker().
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(self).compare_exchange_strong(
-          expected, kTicketMarker, std::memory_order_acq_rel))) {
-    locks_internal::Die("CoRwlock: coroutine was already scheduled in '%s'",
-                        expected);
-  }
+  locks_internal::ClaimWaitMarker(self, kTicketMarker, "CoRwlock");
 }
 
 void ReleaseMarker(Coroutine* co) {
-  const char* expected = kTicketMarker;
-  // Acq_rel: pairs with ClaimMarker(); the waker's CoWake() may claim again.
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(co).compare_exchange_strong(
-          expected, nullptr, std::memory_order_acq_rel))) {
-    locks_internal::Die("CoRwlock: queued coroutine was scheduled in '%s'",
-                        expected != nullptr ? expected : "(nothing)");
-  }
+  locks_internal::ReleaseWaitMarker(co, kTicketMarker, "CoRwlock: queued");
 }
 
 

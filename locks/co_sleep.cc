@@ -25,15 +25,12 @@
 #include "absl/base/optimization.h"
 #include "aio/aio_context.h"
 #include "coroutine/coroutine.h"
-#include "coroutine/internal/access.h"
 #include "locks/internal/check.h"
 #include "timers/clock.h"
 #include "timers/timer.h"
 
 namespace aioco {
 namespace {
-
-using coroutine_internal::Access;
 
 constexpr const char kSleepMarker[] = "CoSleeper::Sleep";
 
@@ -45,14 +42,8 @@ Coroutine* TakeSleeper(std::atomic<Coroutine*>& to_wake) {
   // synchronises as well).
   Coroutine* co = to_wake.exchange(nullptr, std::memory_order_acq_rel);
   if (co == nullptr) return nullptr;
-  const char* expected = kSleepMarker;
-  // Acq_rel: pairs with the claim in Sleep().
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(co).compare_exchange_strong(
-          expected, nullptr, std::memory_order_acq_rel))) {
-    locks_internal::Die("CoSleeper::Wake(): sleeping coroutine was scheduled "
-                        "in '%s'",
-                        expected != nullptr ? expected : "(nothing)");
-  }
+  locks_internal::ReleaseWaitMarker(co, kSleepMarker,
+                                    "CoSleeper::Wake(): sleeping");
   return co;
 }
 
@@ -68,14 +59,7 @@ int64_t Deadline(ClockType clock, int64_t ns) {
 
 void CoSleeper::Sleep() {
   Coroutine* self = locks_internal::SelfOrDie("CoSleeper::Sleep()");
-  const char* marker = nullptr;
-  // Acq_rel per the Access::scheduled() contract; pairs with TakeSleeper().
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(self).compare_exchange_strong(
-          marker, kSleepMarker, std::memory_order_acq_rel))) {
-    locks_internal::Die("CoSleeper::Sleep(): coroutine was already scheduled "
-                        "in '%s'",
-                        marker);
-  }
+  locks_internal::ClaimWaitMarker(self, kSleepMarker, "CoSleeper::Sleep()");
   Coroutine* expected = nullptr;
   // Release: pairs with the acquire exchange in TakeSleeper().
   if (ABSL_PREDICT_FALSE(!to_wake_.compare_exchange_strong(

@@ -34,20 +34,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 
 #include "absl/base/optimization.h"
 #include "aio/aio_context.h"
 #include "coroutine/coroutine.h"
-#include "coroutine/internal/access.h"
 #include "locks/internal/check.h"
 #include "timers/clock.h"
 #include "timers/timer.h"
 
 namespace aioco {
 namespace {
-
-using coroutine_internal::Access;
 
 constexpr const char kMarker[] = "CoSocket";
 
@@ -89,14 +85,8 @@ void CoSocket::Update() {
   write_set_ = want_write;
 }
 
-void CoSocket::Wake(Coroutine* co, const char* function) {
-  const char* expected = kMarker;
-  // Acq_rel: pairs with the claim in Wait().
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(co).compare_exchange_strong(
-          expected, nullptr, std::memory_order_acq_rel))) {
-    locks_internal::Die("%s: waiting coroutine was scheduled in '%s'",
-                        function, expected != nullptr ? expected : "(nothing)");
-  }
+void CoSocket::Wake(Coroutine* co, const char* waker) {
+  locks_internal::ReleaseWaitMarker(co, kMarker, waker);
   CoWake(co);
 }
 
@@ -113,7 +103,7 @@ void CoSocket::OnReadable(void* opaque) {
   self->read_waiter_ = nullptr;
   self->drained_ = false;
   if (self->read_timer_ != nullptr) self->read_timer_->Cancel();
-  Wake(co, "CoSocket (read handler)");  // `self` may be gone after this
+  Wake(co, "CoSocket (read handler): waiting");  // `self` may be gone after this
 }
 
 void CoSocket::OnWritable(void* opaque) {
@@ -122,7 +112,7 @@ void CoSocket::OnWritable(void* opaque) {
   self->write_waiter_ = nullptr;
   self->Update();  // the write handler goes; the read handler stays
   if (self->write_timer_ != nullptr) self->write_timer_->Cancel();
-  if (co != nullptr) Wake(co, "CoSocket (write handler)");
+  if (co != nullptr) Wake(co, "CoSocket (write handler): waiting");
 }
 
 void CoSocket::OnTimeout(bool write) {
@@ -132,7 +122,7 @@ void CoSocket::OnTimeout(bool write) {
   slot = nullptr;
   (write ? write_timed_out_ : read_timed_out_) = true;
   Update();  // a write wait's handler goes; the read handler stays
-  Wake(co, "CoSocket (timeout)");
+  Wake(co, "CoSocket (timeout): waiting");
 }
 
 void CoSocket::SetTimeouts(int64_t read_ns, int64_t write_ns) {
@@ -150,13 +140,7 @@ int CoSocket::Wait(bool write, const char* function) {
     locks_internal::Die("%s: fd %d: another coroutine already waits to %s",
                         function, fd_, write ? "write" : "read");
   }
-  const char* expected = nullptr;
-  // Acq_rel per the Access::scheduled() contract; pairs with Wake().
-  if (ABSL_PREDICT_FALSE(!Access::scheduled(self).compare_exchange_strong(
-          expected, kMarker, std::memory_order_acq_rel))) {
-    locks_internal::Die("%s: coroutine was already scheduled in '%s'",
-                        function, expected);
-  }
+  locks_internal::ClaimWaitMarker(self, kMarker, function);
   slot = self;
   if (!write) {
     watch_read_ = true;

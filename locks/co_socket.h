@@ -159,7 +159,7 @@ class CoSocket {
   void OnTimeout(bool write);
   int Wait(bool write, const char* function);
   void Update();  // registers what watch_read_ / write_waiter_ ask for
-  static void Wake(Coroutine* co, const char* function);
+  static void Wake(Coroutine* co, const char* waker);
 
   AioContext* const ctx_;
   const int fd_;

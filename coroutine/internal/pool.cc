@@ -86,18 +86,23 @@ void PutGlobal(unsigned domain, PoolBatch* b) {
   FreeBatch(b);
 }
 
+// Unlinks the head batch of `d`; nullptr if it has none.
+PoolBatch* PopBatchLocked(DomainList& d) {
+  PoolBatch* b = d.batches;
+  if (b == nullptr) return nullptr;
+  d.batches = b->next;
+  d.size -= b->size;
+  g_size -= b->size;
+  return b;
+}
+
 // Unlinks the head batch of the fullest domain; nullptr if all are empty.
 PoolBatch* TakeFromFullestLocked() {
   DomainList* fullest = nullptr;
   for (DomainList& d : g_domains) {
     if (d.batches != nullptr && (fullest == nullptr || d.size > fullest->size)) fullest = &d;
   }
-  if (fullest == nullptr) return nullptr;
-  PoolBatch* b = fullest->batches;
-  fullest->batches = b->next;
-  fullest->size -= b->size;
-  g_size -= b->size;
-  return b;
+  return fullest != nullptr ? PopBatchLocked(*fullest) : nullptr;
 }
 
 }  // namespace
@@ -113,12 +118,8 @@ Coroutine* PoolGetSlow(ThreadState* ts) {
   PoolBatch* b;
   {
     std::lock_guard<std::mutex> lock(g_mu);
-    DomainList& d = g_domains[lp.domain];
-    b = d.batches;
+    b = PopBatchLocked(g_domains[lp.domain]);
     if (b == nullptr) return nullptr;
-    d.batches = b->next;
-    d.size -= b->size;
-    g_size -= b->size;
   }
   EnsureThreadInitialized(ts);  // the local pool must be freed at exit
   if (PoolBatch* empty = lp.batches) {  // an empty sole batch

@@ -202,14 +202,13 @@ ssize_t CoSocket::TryRecvSome(void* buf, size_t len) {
 
 ssize_t CoSocket::RecvSome(void* buf, size_t len) {
   for (;;) {
-    if (drained_ && read_set_ && !readable_seen_) {
-      if (int r = Wait(/*write=*/false, "CoSocket::RecvSome()"); r < 0) return r;
+    // After a short read, with the handler registered and silent, the
+    // socket is still empty: wait before trying.
+    if (!(drained_ && read_set_ && !readable_seen_)) {
+      ssize_t n = TryRecvSome(buf, len);
+      if (n != -EAGAIN) return n;
     }
-    ssize_t n = TryRecvSome(buf, len);
-    if (n != -EAGAIN) return n;
-    if (!read_set_) {
-      if (int r = Wait(/*write=*/false, "CoSocket::RecvSome()"); r < 0) return r;
-    }
+    if (int r = Wait(/*write=*/false, "CoSocket::RecvSome()"); r < 0) return r;
   }
 }
 
